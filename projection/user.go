@@ -1,0 +1,131 @@
+package projection
+
+import (
+	"slices"
+	"strings"
+	"time"
+)
+
+// User is everything the projection keeps about one user: one record, read with
+// one key lookup.
+type User struct {
+	ID           int64
+	Username     string
+	UsernameTime time.Time
+	// Courses is sorted by CourseID, byte-wise, without duplicates.
+	Courses []UserCourse
+}
+
+// UserCourse is one user's relation to one course.
+type UserCourse struct {
+	CourseID string
+	// Enrollment is the winning version of the enrollment; Enrollment.Time is
+	// zero when no enrollment event has been seen (only completions).
+	Enrollment EnrollmentState
+	// LastCompletion is the greatest creation time of a block completion.
+	LastCompletion time.Time
+	// Meta is this record's copy of the course's metadata, so that a query
+	// needs no join.
+	Meta CourseMeta
+}
+
+// EnrollmentState is one version of an enrollment.
+type EnrollmentState struct {
+	Active  bool
+	Mode    string
+	Created time.Time
+	Time    time.Time
+}
+
+// Known reports whether an enrollment event has been applied.
+func (s EnrollmentState) Known() bool { return !s.Time.IsZero() }
+
+// wins reports whether s beats o: later event time, then a fixed order of the
+// fields, so two versions with equal times always resolve the same way.
+func (s EnrollmentState) wins(o EnrollmentState) bool {
+	if c := s.Time.Compare(o.Time); c != 0 {
+		return c > 0
+	}
+	// Equal times: an unenrollment beats an enrollment (the safer answer),
+	// then the later creation time, then the greater mode.
+	if s.Active != o.Active {
+		return !s.Active
+	}
+	if c := s.Created.Compare(o.Created); c != 0 {
+		return c > 0
+	}
+	return s.Mode > o.Mode
+}
+
+// course returns the entry for courseID, inserting an empty one in order.
+func (u *User) course(courseID string) *UserCourse {
+	i, found := slices.BinarySearchFunc(u.Courses, courseID, func(c UserCourse, id string) int {
+		return strings.Compare(c.CourseID, id)
+	})
+	if !found {
+		u.Courses = slices.Insert(u.Courses, i, UserCourse{CourseID: courseID})
+	}
+	return &u.Courses[i]
+}
+
+// Course returns the entry for courseID, if any.
+func (u *User) Course(courseID string) (UserCourse, bool) {
+	i, found := slices.BinarySearchFunc(u.Courses, courseID, func(c UserCourse, id string) int {
+		return strings.Compare(c.CourseID, id)
+	})
+	if !found {
+		return UserCourse{}, false
+	}
+	return u.Courses[i], true
+}
+
+// Apply merges a user event into the record. Course metadata carried by the
+// event (an enrollment's course name) is merged too. Events about other users
+// and course events are ignored; the caller routes them.
+func (u *User) Apply(e Event) {
+	switch e := e.(type) {
+	case Enrollment:
+		u.rename(e.Username, e.Time)
+		c := u.course(e.CourseID)
+		v := EnrollmentState{Active: e.Active, Mode: e.Mode, Created: e.Created.UTC(), Time: e.Time.UTC()}
+		if !c.Enrollment.Known() || v.wins(c.Enrollment) {
+			c.Enrollment = v
+		}
+		if _, meta, ok := MetaOf(e); ok {
+			c.Meta = c.Meta.Merge(meta)
+		}
+	case Completion:
+		c := u.course(e.CourseID)
+		if e.Created.After(c.LastCompletion) {
+			c.LastCompletion = e.Created.UTC()
+		}
+	case UserInfo:
+		u.rename(e.Username, e.Time)
+	}
+}
+
+func (u *User) rename(name string, t time.Time) {
+	if name == "" {
+		return
+	}
+	if u.Username == "" || laterString(t, name, u.UsernameTime, u.Username) {
+		u.Username, u.UsernameTime = name, t.UTC()
+	}
+}
+
+// MergeMeta merges course metadata into this user's copy for that course, if
+// the user has an entry for it. It reports whether the record changed.
+func (u *User) MergeMeta(courseID string, meta CourseMeta) bool {
+	i, found := slices.BinarySearchFunc(u.Courses, courseID, func(c UserCourse, id string) int {
+		return strings.Compare(c.CourseID, id)
+	})
+	if !found {
+		return false
+	}
+	merged := u.Courses[i].Meta.Merge(meta)
+	if merged == u.Courses[i].Meta {
+		return false
+	}
+	u.Courses[i].Meta = merged
+	return true
+}
