@@ -24,6 +24,18 @@ type CourseMeta struct {
 	MobileTime time.Time
 }
 
+// CourseView is the part of CourseMeta a status answer shows.
+type CourseView struct {
+	Name    string
+	HasName bool
+	Mobile  Availability
+}
+
+// View returns the answer-visible part of m.
+func (m CourseMeta) View() CourseView {
+	return CourseView{Name: m.Name, HasName: m.HasName, Mobile: m.Mobile}
+}
+
 // Merge joins two states of knowledge about a course: per field, the later
 // event wins, and equal times are broken by value so the result never depends
 // on which side is the receiver.

@@ -69,13 +69,13 @@ func (u *User) Status(now time.Time, p Policy) []Status {
 			break
 		}
 		considered++
-		if !p.mobileAvailable(c.Meta.Mobile) {
+		if !p.mobileAvailable(c.View.Mobile) {
 			continue
 		}
 		out = append(out, Status{
 			CourseID:      c.CourseID,
-			CourseName:    c.Meta.Name,
-			HasCourseName: c.Meta.HasName,
+			CourseName:    c.View.Name,
+			HasCourseName: c.View.HasName,
 			RecentlyActive: (!c.LastCompletion.IsZero() && !c.LastCompletion.Before(since)) ||
 				c.Enrollment.Created.After(since),
 		})

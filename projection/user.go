@@ -24,9 +24,9 @@ type UserCourse struct {
 	Enrollment EnrollmentState
 	// LastCompletion is the greatest creation time of a block completion.
 	LastCompletion time.Time
-	// Meta is this record's copy of the course's metadata, so that a query
-	// needs no join.
-	Meta CourseMeta
+	// View is this record's copy of the course's current metadata, so that a
+	// query needs no join. The store keeps it equal to the course's CourseMeta.
+	View CourseView
 }
 
 // EnrollmentState is one version of an enrollment.
@@ -80,8 +80,9 @@ func (u *User) Course(courseID string) (UserCourse, bool) {
 }
 
 // Apply merges a user event into the record. Course metadata carried by the
-// event (an enrollment's course name) is merged too. Events about other users
-// and course events are ignored; the caller routes them.
+// event (an enrollment's course name) is not: it belongs to the course, see
+// MetaOf and SetView. Events about other users and course events are ignored;
+// the caller routes them.
 func (u *User) Apply(e Event) {
 	switch e := e.(type) {
 	case Enrollment:
@@ -90,9 +91,6 @@ func (u *User) Apply(e Event) {
 		v := EnrollmentState{Active: e.Active, Mode: e.Mode, Created: e.Created.UTC(), Time: e.Time.UTC()}
 		if !c.Enrollment.Known() || v.wins(c.Enrollment) {
 			c.Enrollment = v
-		}
-		if _, meta, ok := MetaOf(e); ok {
-			c.Meta = c.Meta.Merge(meta)
 		}
 	case Completion:
 		c := u.course(e.CourseID)
@@ -113,19 +111,21 @@ func (u *User) rename(name string, t time.Time) {
 	}
 }
 
-// MergeMeta merges course metadata into this user's copy for that course, if
-// the user has an entry for it. It reports whether the record changed.
-func (u *User) MergeMeta(courseID string, meta CourseMeta) bool {
+// HasCourse reports whether the record has an entry for courseID.
+func (u *User) HasCourse(courseID string) bool {
+	_, found := u.Course(courseID)
+	return found
+}
+
+// SetView sets this user's copy of a course's metadata, if the user has an
+// entry for the course. It reports whether the record changed.
+func (u *User) SetView(courseID string, v CourseView) bool {
 	i, found := slices.BinarySearchFunc(u.Courses, courseID, func(c UserCourse, id string) int {
 		return strings.Compare(c.CourseID, id)
 	})
-	if !found {
+	if !found || u.Courses[i].View == v {
 		return false
 	}
-	merged := u.Courses[i].Meta.Merge(meta)
-	if merged == u.Courses[i].Meta {
-		return false
-	}
-	u.Courses[i].Meta = merged
+	u.Courses[i].View = v
 	return true
 }

@@ -1,0 +1,330 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/enrollstatus/enrollstatus/projection"
+)
+
+// Batch is a group of events applied in one transaction together with the
+// offsets they were read up to. Either all of it is on disk or none of it.
+type Batch struct {
+	Events []projection.Event
+	// Offsets holds, per partition, the next offset to read after this batch.
+	Offsets map[Partition]int64
+	// Messages is the number of messages the batch covers (some messages carry
+	// no event, some several); it feeds Freshness.Applied.
+	Messages int
+}
+
+// ApplyResult says what a batch did.
+type ApplyResult struct {
+	Users   int // user records written
+	Courses int // course records whose metadata changed
+	Fanout  int // user records rewritten because a course changed
+	// DroppedRetired counts events dropped because their user is retired.
+	DroppedRetired int
+}
+
+// Apply writes a batch in one write transaction: the events' effects, the
+// offsets and the freshness marks. Apply is not safe for concurrent use: the
+// store has one writer. Invalid events must be filtered out before.
+func (s *Store) Apply(b Batch) (res ApplyResult, err error) {
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		w := newWriter(tx)
+		var err error
+		res, err = w.apply(b)
+		return err
+	})
+	return res, err
+}
+
+type writer struct {
+	users, usernames, courses, members, retired, offsets, meta *bolt.Bucket
+	buf                                                        []byte
+}
+
+func newWriter(tx *bolt.Tx) *writer {
+	return &writer{
+		users:     tx.Bucket(bucketUsers),
+		usernames: tx.Bucket(bucketUsernames),
+		courses:   tx.Bucket(bucketCourses),
+		members:   tx.Bucket(bucketMembers),
+		retired:   tx.Bucket(bucketRetired),
+		offsets:   tx.Bucket(bucketOffsets),
+		meta:      tx.Bucket(bucketMeta),
+	}
+}
+
+func (w *writer) apply(b Batch) (res ApplyResult, err error) {
+	byUser := make(map[int64][]projection.Event)
+	metas := make(map[string]projection.CourseMeta)
+	var latest time.Time
+	for _, e := range b.Events {
+		if t := e.EventTime(); t.After(latest) {
+			latest = t
+		}
+		if id, ok := projection.UserOf(e); ok {
+			byUser[id] = append(byUser[id], e)
+		}
+		if course, m, ok := projection.MetaOf(e); ok {
+			metas[course] = metas[course].Merge(m)
+		}
+	}
+
+	// Users in key order: sequential writes are bbolt's fast path.
+	ids := make([]int64, 0, len(byUser))
+	for id := range byUser {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		dropped, err := w.applyUser(id, byUser[id])
+		if err != nil {
+			return res, fmt.Errorf("user %d: %w", id, err)
+		}
+		res.DroppedRetired += dropped
+		if dropped < len(byUser[id]) {
+			res.Users++
+		}
+	}
+
+	// Course metadata after users, so that the fan-out reaches the entries
+	// this batch created.
+	courses := make([]string, 0, len(metas))
+	for c := range metas {
+		courses = append(courses, c)
+	}
+	slices.Sort(courses)
+	for _, c := range courses {
+		n, changed, err := w.mergeCourse(c, metas[c])
+		if err != nil {
+			return res, fmt.Errorf("course %q: %w", c, err)
+		}
+		if changed {
+			res.Courses++
+		}
+		res.Fanout += n
+	}
+
+	for p, next := range b.Offsets {
+		k := offsetKey(p.Topic, p.Partition)
+		if cur := w.offsets.Get(k); len(cur) == 8 && int64(binary.BigEndian.Uint64(cur)) >= next {
+			continue // offsets only move forward
+		}
+		if err := w.offsets.Put(k, binary.BigEndian.AppendUint64(nil, uint64(next))); err != nil {
+			return res, err
+		}
+	}
+	return res, w.markFreshness(latest, b.Messages)
+}
+
+// applyUser applies one user's events of the batch and returns how many were
+// dropped because the user is retired.
+func (w *writer) applyUser(id int64, events []projection.Event) (dropped int, err error) {
+	key := userKey(id)
+	if w.retired.Get(key) != nil {
+		return len(events), nil
+	}
+	for _, e := range events {
+		if _, ok := e.(projection.Retirement); ok {
+			return len(events), w.retire(key)
+		}
+	}
+
+	var u projection.User
+	if v := w.users.Get(key); v != nil {
+		if u, err = decodeUser(v); err != nil {
+			return 0, err
+		}
+	} else {
+		u.ID = id
+	}
+	oldName := u.Username
+	for _, e := range events {
+		course := courseOf(e)
+		isNew := course != "" && !u.HasCourse(course)
+		u.Apply(e)
+		if isNew {
+			if err := w.join(&u, course); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if u.Username != oldName {
+		if err := w.reindex(id, oldName, u); err != nil {
+			return 0, err
+		}
+	}
+	return 0, w.putUser(key, &u)
+}
+
+func courseOf(e projection.Event) string {
+	switch e := e.(type) {
+	case projection.Enrollment:
+		return e.CourseID
+	case projection.Completion:
+		return e.CourseID
+	}
+	return ""
+}
+
+// join records the user as a member of the course, so later metadata changes
+// reach the record, and copies the course's current metadata into it.
+func (w *writer) join(u *projection.User, course string) error {
+	if err := w.members.Put(memberKey(course, u.ID), nil); err != nil {
+		return err
+	}
+	v := w.courses.Get([]byte(course))
+	if v == nil {
+		return nil
+	}
+	m, err := decodeCourse(v)
+	if err != nil {
+		return fmt.Errorf("course %q: %w", course, err)
+	}
+	u.SetView(course, m.View())
+	return nil
+}
+
+// reindex moves the username index entry from the old name to the record's
+// current one. An entry is removed only if it still points to this user, and
+// taken over from another user only if that user no longer holds the name.
+func (w *writer) reindex(id int64, oldName string, u projection.User) error {
+	idKey := userKey(id)
+	if oldName != "" {
+		old := []byte(projection.LowerUsername(oldName))
+		if bytes.Equal(w.usernames.Get(old), idKey) {
+			if err := w.usernames.Delete(old); err != nil {
+				return err
+			}
+		}
+	}
+	name := []byte(projection.LowerUsername(u.Username))
+	if holder := w.usernames.Get(name); holder != nil && !bytes.Equal(holder, idKey) {
+		if v := w.users.Get(holder); v != nil {
+			other, err := decodeUser(v)
+			if err != nil {
+				return err
+			}
+			if projection.LowerUsername(other.Username) == string(name) &&
+				!u.UsernameTime.After(other.UsernameTime) {
+				return nil // the other user claimed it later; keep theirs
+			}
+		}
+	}
+	return w.usernames.Put(name, idKey)
+}
+
+func (w *writer) putUser(key []byte, u *projection.User) error {
+	w.buf = encodeUser(w.buf, u)
+	// bbolt keeps a reference to the value until commit: copy it.
+	return w.users.Put(key, bytes.Clone(w.buf))
+}
+
+// retire erases everything about a user and marks the id so later events for
+// it are dropped. No byte of the username stays in a live page.
+func (w *writer) retire(key []byte) error {
+	if v := w.users.Get(key); v != nil {
+		u, err := decodeUser(v)
+		if err != nil {
+			return err
+		}
+		for _, c := range u.Courses {
+			if err := w.members.Delete(memberKey(c.CourseID, u.ID)); err != nil {
+				return err
+			}
+		}
+		if u.Username != "" {
+			name := []byte(projection.LowerUsername(u.Username))
+			if bytes.Equal(w.usernames.Get(name), key) {
+				if err := w.usernames.Delete(name); err != nil {
+					return err
+				}
+			}
+		}
+		if err := w.users.Delete(key); err != nil {
+			return err
+		}
+	}
+	// The marker holds no time: retirements converge however often and in
+	// whatever order they are seen.
+	return w.retired.Put(key, []byte{})
+}
+
+// mergeCourse merges metadata into a course and, when what an answer shows
+// changed, into the record of every member. It returns the number of records
+// rewritten.
+func (w *writer) mergeCourse(course string, m projection.CourseMeta) (fanout int, changed bool, err error) {
+	key := []byte(course)
+	var cur projection.CourseMeta
+	if v := w.courses.Get(key); v != nil {
+		if cur, err = decodeCourse(v); err != nil {
+			return 0, false, err
+		}
+	}
+	merged := cur.Merge(m)
+	if merged == cur {
+		return 0, false, nil
+	}
+	if err := w.courses.Put(key, encodeCourse(nil, merged)); err != nil {
+		return 0, false, err
+	}
+	if merged.View() == cur.View() {
+		return 0, true, nil
+	}
+	view := merged.View()
+	prefix := append([]byte(course), 0)
+	c := w.members.Cursor()
+	var ids []int64
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = c.Next() {
+		ids = append(ids, userID(k[len(prefix):]))
+	}
+	for _, id := range ids {
+		uk := userKey(id)
+		v := w.users.Get(uk)
+		if v == nil {
+			continue
+		}
+		u, err := decodeUser(v)
+		if err != nil {
+			return fanout, true, fmt.Errorf("user %d: %w", id, err)
+		}
+		if u.SetView(course, view) {
+			if err := w.putUser(uk, &u); err != nil {
+				return fanout, true, err
+			}
+			fanout++
+		}
+	}
+	return fanout, true, nil
+}
+
+func (w *writer) markFreshness(latest time.Time, messages int) error {
+	if !latest.IsZero() {
+		prev := w.meta.Get(keyLastEventTime)
+		if prev == nil || latest.After((&decoder{b: prev}).time()) {
+			e := encoder{}
+			e.time(latest)
+			if err := w.meta.Put(keyLastEventTime, e.b); err != nil {
+				return err
+			}
+		}
+	}
+	e := encoder{}
+	e.time(time.Now())
+	if err := w.meta.Put(keyCommittedAt, e.b); err != nil {
+		return err
+	}
+	var applied uint64
+	if v := w.meta.Get(keyApplied); len(v) == 8 {
+		applied = binary.BigEndian.Uint64(v)
+	}
+	return w.meta.Put(keyApplied, binary.BigEndian.AppendUint64(nil, applied+uint64(messages)))
+}

@@ -1,0 +1,235 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/enrollstatus/enrollstatus/projection"
+)
+
+// The record encoding: compact, versioned, and fast to decode on the query
+// path. Integers are varints, strings are length-prefixed, times are
+// (seconds since the Unix epoch, nanoseconds), so every year from 1 to 9999
+// round-trips.
+
+const userRecordV1 = 1
+
+// errCorrupt is wrapped by every decoding error: a record that does not decode
+// is a bug or a damaged file, never client input.
+var errCorrupt = errors.New("corrupt record")
+
+type encoder struct{ b []byte }
+
+func (e *encoder) uvarint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
+func (e *encoder) varint(v int64)   { e.b = binary.AppendVarint(e.b, v) }
+func (e *encoder) byte(v byte)      { e.b = append(e.b, v) }
+func (e *encoder) string(s string) {
+	e.uvarint(uint64(len(s)))
+	e.b = append(e.b, s...)
+}
+func (e *encoder) time(t time.Time) {
+	e.varint(t.Unix())
+	e.uvarint(uint64(t.Nanosecond()))
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: truncated or invalid %s", errCorrupt, what)
+	}
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("uvarint")
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail("varint")
+		d.b = nil
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail("byte")
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) string() string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail("string")
+		d.b = nil
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *decoder) time() time.Time {
+	sec, nsec := d.varint(), d.uvarint()
+	if sec == zeroUnix && nsec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
+}
+
+var zeroUnix = time.Time{}.Unix()
+
+// Flags of a user's course entry.
+const (
+	flagEnrolled = 1 << iota // an enrollment event was applied
+	flagActive
+	flagHasName
+)
+
+func encodeUser(buf []byte, u *projection.User) []byte {
+	e := encoder{b: buf[:0]}
+	e.byte(userRecordV1)
+	e.varint(u.ID)
+	e.string(u.Username)
+	e.time(u.UsernameTime)
+	e.uvarint(uint64(len(u.Courses)))
+	for i := range u.Courses {
+		c := &u.Courses[i]
+		var flags byte
+		if c.Enrollment.Known() {
+			flags |= flagEnrolled
+		}
+		if c.Enrollment.Active {
+			flags |= flagActive
+		}
+		if c.View.HasName {
+			flags |= flagHasName
+		}
+		e.string(c.CourseID)
+		e.byte(flags)
+		e.byte(byte(c.View.Mobile))
+		if flags&flagEnrolled != 0 {
+			e.string(c.Enrollment.Mode)
+			e.time(c.Enrollment.Created)
+			e.time(c.Enrollment.Time)
+		}
+		e.time(c.LastCompletion)
+		if flags&flagHasName != 0 {
+			e.string(c.View.Name)
+		}
+	}
+	return e.b
+}
+
+func decodeUser(b []byte) (projection.User, error) {
+	d := decoder{b: b}
+	var u projection.User
+	if v := d.byte(); v != userRecordV1 && d.err == nil {
+		return u, fmt.Errorf("%w: user record version %d", errCorrupt, v)
+	}
+	u.ID = d.varint()
+	u.Username = d.string()
+	u.UsernameTime = d.time()
+	n := d.uvarint()
+	if n > uint64(len(d.b)) { // every entry takes at least a byte
+		return u, fmt.Errorf("%w: %d course entries in %d bytes", errCorrupt, n, len(d.b))
+	}
+	u.Courses = make([]projection.UserCourse, n)
+	for i := range u.Courses {
+		c := &u.Courses[i]
+		c.CourseID = d.string()
+		flags := d.byte()
+		c.View.Mobile = projection.Availability(d.byte())
+		if flags&flagEnrolled != 0 {
+			c.Enrollment.Mode = d.string()
+			c.Enrollment.Created = d.time()
+			c.Enrollment.Time = d.time()
+			c.Enrollment.Active = flags&flagActive != 0
+		}
+		c.LastCompletion = d.time()
+		if flags&flagHasName != 0 {
+			c.View.Name, c.View.HasName = d.string(), true
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.b))
+	}
+	return u, d.err
+}
+
+const courseRecordV1 = 1
+
+func encodeCourse(buf []byte, m projection.CourseMeta) []byte {
+	e := encoder{b: buf[:0]}
+	e.byte(courseRecordV1)
+	var flags byte
+	if m.HasName {
+		flags |= flagHasName
+	}
+	e.byte(flags)
+	if m.HasName {
+		e.string(m.Name)
+		e.time(m.NameTime)
+	}
+	e.byte(byte(m.Mobile))
+	e.time(m.MobileTime)
+	return e.b
+}
+
+func decodeCourse(b []byte) (projection.CourseMeta, error) {
+	d := decoder{b: b}
+	var m projection.CourseMeta
+	if v := d.byte(); v != courseRecordV1 && d.err == nil {
+		return m, fmt.Errorf("%w: course record version %d", errCorrupt, v)
+	}
+	if d.byte()&flagHasName != 0 {
+		m.HasName = true
+		m.Name = d.string()
+		m.NameTime = d.time()
+	}
+	m.Mobile = projection.Availability(d.byte())
+	m.MobileTime = d.time()
+	return m, d.err
+}
+
+// Keys.
+
+func userKey(id int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(id)) }
+
+func userID(k []byte) int64 { return int64(binary.BigEndian.Uint64(k)) }
+
+// memberKey is course id, NUL, user id: the members of a course are the keys
+// under the prefix course id + NUL (course ids never contain NUL).
+func memberKey(courseID string, id int64) []byte {
+	k := make([]byte, 0, len(courseID)+9)
+	k = append(k, courseID...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint64(k, uint64(id))
+}
+
+func offsetKey(topic string, partition int) []byte {
+	k := make([]byte, 0, len(topic)+5)
+	k = append(k, topic...)
+	k = append(k, 0)
+	return binary.BigEndian.AppendUint32(k, uint32(partition))
+}

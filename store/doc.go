@@ -1,0 +1,30 @@
+// Package store keeps the projection in one bbolt file.
+//
+// Layout (buckets): users (user id -> record with every course of the user),
+// usernames (Django-lower-cased username -> user id), courses (course id ->
+// name and mobile availability with their event times), members (course id,
+// NUL, user id: who has an entry for a course, so a rename reaches every
+// record), retired (user ids whose later events are dropped), offsets (topic,
+// NUL, partition -> next offset to read) and meta (format version, freshness).
+//
+// # Exactly-once effect
+//
+// Apply writes a batch's effects and the offsets it was read up to in one
+// write transaction. After a crash at any instant the file holds either the
+// whole batch and its offsets or neither, and consumers resume from the stored
+// offsets, so nothing is lost and nothing is applied twice. The merges of the
+// projection package are idempotent and order-independent as well, so even a
+// replay from older offsets converges to the same file.
+//
+// # Reads
+//
+// A status query is one short read transaction: an index lookup and one record
+// decode, whatever the number of users or events. Course metadata is copied
+// into each member's record when it changes (fan-out on write), so a query
+// never joins.
+//
+// # Caveats
+//
+// One goroutine writes. NoSync is never used. The file never shrinks by itself;
+// Compact copies it into a smaller file offline.
+package store

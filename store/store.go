@@ -1,0 +1,261 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/enrollstatus/enrollstatus/projection"
+)
+
+// Buckets. Every key and value layout is in codec.go.
+var (
+	bucketUsers     = []byte("users")     // user id -> user record
+	bucketUsernames = []byte("usernames") // LowerUsername(username) -> user id
+	bucketCourses   = []byte("courses")   // course id -> course metadata
+	bucketMembers   = []byte("members")   // course id NUL user id -> nothing
+	bucketRetired   = []byte("retired")   // user id -> nothing
+	bucketOffsets   = []byte("offsets")   // topic NUL partition -> next offset
+	bucketMeta      = []byte("meta")      // freshness and format
+	allBuckets      = [][]byte{bucketUsers, bucketUsernames, bucketCourses, bucketMembers,
+		bucketRetired, bucketOffsets, bucketMeta}
+
+	keyFormat        = []byte("format")
+	keyLastEventTime = []byte("last_event_time")
+	keyCommittedAt   = []byte("committed_at")
+	keyApplied       = []byte("applied")
+)
+
+// formatVersion names the layout of the file. A file of another version is
+// refused rather than misread.
+const formatVersion = "enrollstatus/1"
+
+// FileName is the projection's file inside a data directory.
+const FileName = "projection.db"
+
+// Options configure a Store. The zero value is not useful: start from
+// DefaultOptions.
+type Options struct {
+	// Policy computes answers in Status.
+	Policy projection.Policy
+	// InitialMmapSize avoids remapping stalls (which block readers) while the
+	// file grows.
+	InitialMmapSize int
+	// Timeout bounds waiting for the file lock held by another process.
+	Timeout time.Duration
+	// ReadOnly opens the file without taking the write lock.
+	ReadOnly bool
+}
+
+// DefaultOptions are the options a service uses.
+func DefaultOptions() Options {
+	return Options{
+		Policy:          projection.DefaultPolicy(),
+		InitialMmapSize: 256 << 20,
+		Timeout:         5 * time.Second,
+	}
+}
+
+// Store is the projection kept in one bbolt file: user records, the username
+// index, course metadata and the consumer offsets they reflect. One goroutine
+// writes (Apply); any number read.
+type Store struct {
+	db     *bolt.DB
+	policy projection.Policy
+	path   string
+}
+
+// Open opens or creates the projection file at path.
+func Open(path string, opts Options) (*Store, error) {
+	if !opts.ReadOnly {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+	}
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.Timeout,
+		ReadOnly:        opts.ReadOnly,
+		InitialMmapSize: opts.InitialMmapSize,
+		// Both are safe (the freelist is rebuilt on open) and keep commits of
+		// a large file cheap. NoSync is never set: a crash must not corrupt.
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+	})
+	if err != nil {
+		if errors.Is(err, bolt.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: another process holds it (is a service running on this data directory?): %w", path, err)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	s := &Store{db: db, policy: opts.Policy, path: path}
+	if opts.ReadOnly {
+		err = db.View(s.checkFormat)
+	} else {
+		err = db.Update(s.init)
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s *Store) init(tx *bolt.Tx) error {
+	for _, name := range allBuckets {
+		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+			return err
+		}
+	}
+	meta := tx.Bucket(bucketMeta)
+	if meta.Get(keyFormat) == nil {
+		return meta.Put(keyFormat, []byte(formatVersion))
+	}
+	return s.checkFormat(tx)
+}
+
+func (s *Store) checkFormat(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	if meta == nil {
+		return fmt.Errorf("not an enrollstatus projection (no meta bucket)")
+	}
+	if v := string(meta.Get(keyFormat)); v != formatVersion {
+		return fmt.Errorf("projection format %q, this build reads %q: rebuild the projection", v, formatVersion)
+	}
+	return nil
+}
+
+// Close closes the file. Reads in flight finish first.
+func (s *Store) Close() error { return s.db.Close() }
+
+// Path is the file's path.
+func (s *Store) Path() string { return s.path }
+
+// Status returns the enrollments status of username at now under the store's
+// policy, with the freshness of the read. An unknown user has an empty status.
+// It is one read transaction: an index lookup and one record.
+func (s *Store) Status(ctx context.Context, username string, now time.Time) ([]projection.Status, projection.Freshness, error) {
+	u, fresh, found, err := s.UserByName(ctx, username)
+	if err != nil || !found {
+		return nil, fresh, err
+	}
+	return u.Status(now, s.policy), fresh, nil
+}
+
+// UserByName returns the record of the user whose username, lower-cased as
+// the LMS does, equals username's.
+func (s *Store) UserByName(_ context.Context, username string) (u projection.User, fresh projection.Freshness, found bool, err error) {
+	key := []byte(projection.LowerUsername(username))
+	err = s.db.View(func(tx *bolt.Tx) error {
+		fresh = readFreshness(tx)
+		id := tx.Bucket(bucketUsernames).Get(key)
+		if id == nil {
+			return nil
+		}
+		v := tx.Bucket(bucketUsers).Get(id)
+		if v == nil {
+			return nil
+		}
+		var err error
+		if u, err = decodeUser(v); err != nil {
+			return fmt.Errorf("user %d: %w", userID(id), err)
+		}
+		// The index follows the record's username; a mismatch would be a
+		// bug, and answering another user's data is the worst one.
+		found = projection.LowerUsername(u.Username) == string(key)
+		return nil
+	})
+	return u, fresh, found, err
+}
+
+// User returns the record of a user id.
+func (s *Store) User(_ context.Context, id int64) (u projection.User, found bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketUsers).Get(userKey(id))
+		if v == nil {
+			return nil
+		}
+		found = true
+		u, err = decodeUser(v)
+		return err
+	})
+	return u, found, err
+}
+
+// Course returns what the projection knows about a course.
+func (s *Store) Course(_ context.Context, courseID string) (m projection.CourseMeta, found bool, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketCourses).Get([]byte(courseID))
+		if v == nil {
+			return nil
+		}
+		found = true
+		m, err = decodeCourse(v)
+		return err
+	})
+	return m, found, err
+}
+
+// Freshness returns how up to date the projection is.
+func (s *Store) Freshness() (f projection.Freshness, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		f = readFreshness(tx)
+		return nil
+	})
+	return f, err
+}
+
+func readFreshness(tx *bolt.Tx) projection.Freshness {
+	meta := tx.Bucket(bucketMeta)
+	var f projection.Freshness
+	if v := meta.Get(keyLastEventTime); v != nil {
+		f.LastEventTime = (&decoder{b: v}).time()
+	}
+	if v := meta.Get(keyCommittedAt); v != nil {
+		f.CommittedAt = (&decoder{b: v}).time()
+	}
+	if v := meta.Get(keyApplied); len(v) == 8 {
+		f.Applied = binary.BigEndian.Uint64(v)
+	}
+	return f
+}
+
+// Partition names one partition of a topic.
+type Partition struct {
+	Topic     string
+	Partition int
+}
+
+func (p Partition) String() string { return fmt.Sprintf("%s/%d", p.Topic, p.Partition) }
+
+// Offsets returns the next offset to read of every partition the projection
+// has consumed from. Consumers resume from these, not from the broker.
+func (s *Store) Offsets() (map[Partition]int64, error) {
+	out := make(map[Partition]int64)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketOffsets).ForEach(func(k, v []byte) error {
+			p, err := parseOffsetKey(k)
+			if err != nil || len(v) != 8 {
+				return fmt.Errorf("%w: offset entry %q", errCorrupt, k)
+			}
+			out[p] = int64(binary.BigEndian.Uint64(v))
+			return nil
+		})
+	})
+	return out, err
+}
+
+func parseOffsetKey(k []byte) (Partition, error) {
+	if len(k) < 5 || k[len(k)-5] != 0 {
+		return Partition{}, errCorrupt
+	}
+	return Partition{
+		Topic:     string(k[:len(k)-5]),
+		Partition: int(binary.BigEndian.Uint32(k[len(k)-4:])),
+	}, nil
+}
