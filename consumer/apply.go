@@ -1,0 +1,116 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// pending accumulates items into the next batch.
+type pending struct {
+	batch  Batch
+	counts map[[3]string]int // (topic, type, outcome) -> messages
+	ends   map[Position]int64
+	failed map[Position]error
+}
+
+func newPending() *pending {
+	return &pending{
+		batch:  Batch{Offsets: map[Position]int64{}},
+		counts: map[[3]string]int{},
+		ends:   map[Position]int64{},
+		failed: map[Position]error{},
+	}
+}
+
+func (p *pending) add(it item) {
+	p.counts[[3]string{it.pos.Topic, it.typ, it.outcome}]++
+	p.ends[it.pos] = max(p.ends[it.pos], it.end)
+	if it.outcome == OutcomeFailed {
+		p.failed[it.pos] = it.err // the offset does not move past it
+		return
+	}
+	p.batch.Events = append(p.batch.Events, it.events...)
+	p.batch.Offsets[it.pos] = it.offset + 1
+	p.batch.Messages++
+}
+
+func (p *pending) empty() bool { return len(p.counts) == 0 }
+
+// applyLoop is the single writer: it collects items into batches bounded by
+// size and time and commits each with its offsets.
+func (c *Consumer) applyLoop(ctx context.Context) error {
+	p := newPending()
+	t := time.NewTicker(c.cfg.BatchWait)
+	defer t.Stop()
+	for {
+		select {
+		case it := <-c.items:
+			p.add(it)
+			if p.batch.Messages < c.cfg.BatchSize {
+				continue
+			}
+		case <-t.C:
+			if p.empty() {
+				continue
+			}
+		case <-ctx.Done():
+			// Commit what was read, whole; readers have stopped handing over.
+			if !p.empty() {
+				if err := c.flush(p); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		if err := c.flush(p); err != nil {
+			return err
+		}
+		p = newPending()
+	}
+}
+
+func (c *Consumer) flush(p *pending) error {
+	start := time.Now()
+	dropped, err := c.sink.Apply(p.batch)
+	if err != nil {
+		return fmt.Errorf("apply batch of %d messages: %w", p.batch.Messages, err)
+	}
+	c.m.applySeconds.Observe(time.Since(start).Seconds())
+	c.m.batchSize.Observe(float64(p.batch.Messages))
+	c.m.droppedRetired.Add(float64(dropped))
+	for k, n := range p.counts {
+		c.m.events.WithLabelValues(k[0], k[1], k[2]).Add(float64(n))
+	}
+	var latest time.Time
+	for _, e := range p.batch.Events {
+		if t := e.EventTime(); t.After(latest) {
+			latest = t
+		}
+	}
+	if !latest.IsZero() && latest.Unix() > c.lastEvent.Load() {
+		c.lastEvent.Store(latest.Unix())
+		c.m.lastEventTime.Set(float64(latest.Unix()))
+	}
+
+	c.mu.Lock()
+	for pos, next := range p.batch.Offsets {
+		st := c.parts[pos]
+		if st == nil {
+			st = &partition{}
+			c.parts[pos] = st
+		}
+		st.next = max(st.next, next)
+		st.end = max(st.end, p.ends[pos], st.next)
+		c.m.position.WithLabelValues(pos.Topic, partLabel(pos.Partition)).Set(float64(st.next))
+		c.m.lag.WithLabelValues(pos.Topic, partLabel(pos.Partition)).Set(float64(st.end - st.next))
+	}
+	for pos, err := range p.failed {
+		if st := c.parts[pos]; st != nil {
+			st.failed = err
+		}
+	}
+	c.mu.Unlock()
+	c.checkCaughtUp()
+	return nil
+}

@@ -1,0 +1,153 @@
+package consumer
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/enrollstatus/enrollstatus/projection"
+)
+
+// cloudEvent is a CloudEvents 1.0 structured-mode JSON event.
+type cloudEvent struct {
+	SpecVersion string          `json:"specversion"`
+	Type        string          `json:"type"`
+	ID          string          `json:"id"`
+	Source      string          `json:"source"`
+	Time        *flexTime       `json:"time"`
+	Data        json.RawMessage `json:"data"`
+}
+
+type jsonKind int
+
+const (
+	jsonUnknown jsonKind = iota
+	jsonCloudEvent
+	jsonDebezium
+)
+
+// probeJSON tells a CloudEvent from a Debezium change event by their top-level
+// keys, without decoding the whole message.
+func probeJSON(b []byte) jsonKind {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		return jsonUnknown
+	}
+	if _, ok := top["specversion"]; ok {
+		return jsonCloudEvent
+	}
+	if _, ok := top["payload"]; ok {
+		return jsonDebezium
+	}
+	if _, ok := top["op"]; ok {
+		return jsonDebezium
+	}
+	return jsonUnknown
+}
+
+// decodeCloudEvent decodes native JSON (events.md section 3): the types and
+// data of the Open edX event bus, plus enrollstatus's own two types.
+func decodeCloudEvent(m Message) (Decoded, error) {
+	var ce cloudEvent
+	if err := json.Unmarshal(m.Value, &ce); err != nil {
+		return Decoded{Type: "unknown"}, undecodable("CloudEvent: %v", err)
+	}
+	dec := Decoded{Type: typeLabel(ce.Type)}
+	if ce.SpecVersion != "1.0" {
+		return dec, undecodable("CloudEvent specversion %q, want 1.0", ce.SpecVersion)
+	}
+	if len(bytes.TrimSpace(ce.Data)) == 0 || string(ce.Data) == "null" {
+		return dec, undecodable("CloudEvent %s without data", ce.Type)
+	}
+	var at time.Time
+	if ce.Time != nil {
+		at = time.Time(*ce.Time)
+	}
+	e, ignored, err := cloudEventData(ce.Type, ce.Data, at)
+	if err != nil {
+		return dec, err
+	}
+	dec.Ignored = ignored
+	if e != nil {
+		dec.Events = []projection.Event{e}
+	}
+	return dec, nil
+}
+
+// cloudEventData decodes the data of a CloudEvent of type ceType.
+func cloudEventData(ceType string, data json.RawMessage, at time.Time) (e projection.Event, ignored string, err error) {
+	decode := func(v any) error {
+		if err := json.Unmarshal(data, v); err != nil {
+			return undecodable("%s data: %v", ceType, err)
+		}
+		return nil
+	}
+	needTime := func() error {
+		if at.IsZero() {
+			return undecodable("%s without an event time", ceType)
+		}
+		return nil
+	}
+	switch ceType {
+	case TypeEnrollmentCreated, TypeEnrollmentChanged, TypeUnenrollmentComplete:
+		var d struct {
+			Enrollment enrollmentData `json:"enrollment"`
+		}
+		if err := decode(&d); err != nil {
+			return nil, "", err
+		}
+		if err := needTime(); err != nil {
+			return nil, "", err
+		}
+		e, err := enrollmentEvent(ceType, d.Enrollment, at)
+		return e, "", err
+	case TypeCatalogInfoChanged:
+		var d struct {
+			CatalogInfo catalogInfoData `json:"catalog_info"`
+		}
+		if err := decode(&d); err != nil {
+			return nil, "", err
+		}
+		if err := needTime(); err != nil {
+			return nil, "", err
+		}
+		return projection.CourseInfo{CourseID: d.CatalogInfo.CourseKey, Name: d.CatalogInfo.Name, Time: at}, "", nil
+	case TypeTrackingEvent:
+		var d struct {
+			TrackingLog trackingLogData `json:"tracking_log"`
+		}
+		if err := decode(&d); err != nil {
+			return nil, "", err
+		}
+		e, err := trackingEvent(d.TrackingLog, at)
+		if e == nil && err == nil {
+			return nil, fmt.Sprintf("tracking event %q", truncate(d.TrackingLog.Name, 100)), nil
+		}
+		return e, "", err
+	case TypeCourse:
+		var d courseData
+		if err := decode(&d); err != nil {
+			return nil, "", err
+		}
+		if err := needTime(); err != nil {
+			return nil, "", err
+		}
+		return projection.CourseInfo{CourseID: d.CourseKey, Name: d.DisplayName,
+			MobileAvailable: d.MobileAvailable, Time: at}, "", nil
+	case TypeUserRetired:
+		var d retiredData
+		if err := decode(&d); err != nil {
+			return nil, "", err
+		}
+		return projection.Retirement{UserID: int64(d.UserID), Username: d.Username, Time: at}, "", nil
+	}
+	return nil, fmt.Sprintf("unknown type %q", truncate(ceType, 100)), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

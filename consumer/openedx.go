@@ -1,0 +1,190 @@
+package consumer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/enrollstatus/enrollstatus/projection"
+)
+
+// Event types, as in openedx-events and events.md.
+const (
+	TypeEnrollmentCreated    = "org.openedx.learning.course.enrollment.created.v1"
+	TypeEnrollmentChanged    = "org.openedx.learning.course.enrollment.changed.v1"
+	TypeUnenrollmentComplete = "org.openedx.learning.course.unenrollment.completed.v1"
+	TypeCatalogInfoChanged   = "org.openedx.content_authoring.course.catalog_info.changed.v1"
+	TypeTrackingEvent        = "org.openedx.analytics.tracking.event.emitted.v1"
+	TypeCourse               = "enrollstatus.course.v1"
+	TypeUserRetired          = "enrollstatus.user.retired.v1"
+
+	// CompletionEventName is the tracking log event edx-completion emits on
+	// every submit_completion.
+	CompletionEventName = "edx.completion.block_completion.changed"
+)
+
+var knownTypes = map[string]struct{}{
+	TypeEnrollmentCreated: {}, TypeEnrollmentChanged: {}, TypeUnenrollmentComplete: {},
+	TypeCatalogInfoChanged: {}, TypeTrackingEvent: {}, TypeCourse: {}, TypeUserRetired: {},
+}
+
+// The shapes of openedx-events data, shared by the Avro and JSON formats
+// (both decode into these through JSON-like maps or structs).
+
+type enrollmentData struct {
+	User struct {
+		ID       flexInt `json:"id"`
+		IsActive *bool   `json:"is_active"`
+		PII      *struct {
+			Username string `json:"username"`
+		} `json:"pii"`
+	} `json:"user"`
+	Course struct {
+		CourseKey   string  `json:"course_key"`
+		DisplayName *string `json:"display_name"`
+	} `json:"course"`
+	Mode         string   `json:"mode"`
+	IsActive     *bool    `json:"is_active"`
+	CreationDate flexTime `json:"creation_date"`
+}
+
+type catalogInfoData struct {
+	CourseKey string  `json:"course_key"`
+	Name      *string `json:"name"`
+}
+
+type trackingLogData struct {
+	Name      string          `json:"name"`
+	Timestamp flexTime        `json:"timestamp"`
+	Data      json.RawMessage `json:"data"` // a JSON string holding JSON, or an object
+}
+
+type completionData struct {
+	UserID   flexInt  `json:"user_id"`
+	CourseID string   `json:"course_id"`
+	BlockID  string   `json:"block_id"`
+	Created  flexTime `json:"created"`
+}
+
+type courseData struct {
+	CourseKey       string  `json:"course_key"`
+	DisplayName     *string `json:"display_name"`
+	MobileAvailable *bool   `json:"mobile_available"`
+}
+
+type retiredData struct {
+	UserID   flexInt `json:"user_id"`
+	Username string  `json:"username"`
+}
+
+// enrollmentEvent converts enrollment data of any of the three enrollment
+// types into a projection event.
+func enrollmentEvent(ceType string, d enrollmentData, at time.Time) (projection.Event, error) {
+	e := projection.Enrollment{
+		UserID:     int64(d.User.ID),
+		CourseID:   d.Course.CourseKey,
+		CourseName: d.Course.DisplayName,
+		Mode:       d.Mode,
+		Created:    time.Time(d.CreationDate),
+		Time:       at,
+	}
+	if d.User.PII != nil {
+		e.Username = d.User.PII.Username
+	}
+	switch {
+	case ceType == TypeUnenrollmentComplete:
+		e.Active = false
+	case d.IsActive != nil:
+		e.Active = *d.IsActive
+	default:
+		return nil, undecodable("%s without enrollment.is_active", ceType)
+	}
+	return e, nil
+}
+
+// trackingEvent returns the completion a tracking log carries, or nil for any
+// other tracking event.
+func trackingEvent(t trackingLogData, at time.Time) (projection.Event, error) {
+	if t.Name != CompletionEventName {
+		return nil, nil
+	}
+	raw := []byte(t.Data)
+	var s string
+	if len(raw) > 0 && raw[0] == '"' { // the LMS sends data as a JSON string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return nil, undecodable("tracking log data: %v", err)
+		}
+		raw = []byte(s)
+	}
+	var c completionData
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, undecodable("completion payload: %v", err)
+	}
+	if at.IsZero() {
+		at = time.Time(t.Timestamp)
+	}
+	return projection.Completion{
+		UserID:   int64(c.UserID),
+		CourseID: c.CourseID,
+		BlockID:  c.BlockID,
+		Created:  time.Time(c.Created),
+		Time:     at,
+	}, nil
+}
+
+// flexInt accepts a JSON number or a string holding one: producers differ.
+type flexInt int64
+
+func (f *flexInt) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "null" || s == "" {
+		*f = 0
+		return nil
+	}
+	v, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("not an integer id: %s", b)
+	}
+	*f = flexInt(v)
+	return nil
+}
+
+// flexTime parses ISO-8601 generously: Z or an offset, any fraction, a space
+// for the T, and naive times taken as UTC (Django stores UTC).
+type flexTime time.Time
+
+func (f *flexTime) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*f = flexTime{}
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("time is not a string: %s", b)
+	}
+	t, err := ParseTime(s)
+	*f = flexTime(t)
+	return err
+}
+
+var timeLayouts = []string{
+	time.RFC3339Nano,
+	"2006-01-02T15:04:05.999999999Z0700",
+	"2006-01-02T15:04:05.999999999",
+	"2006-01-02 15:04:05.999999999Z07:00",
+	"2006-01-02 15:04:05.999999999",
+	"2006-01-02",
+}
+
+// ParseTime parses an ISO-8601 date-time as Open edX producers write them.
+func ParseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	for _, layout := range timeLayouts {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("unparseable time %q", s)
+}

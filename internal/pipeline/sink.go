@@ -1,0 +1,34 @@
+// Package pipeline joins the consumer to the store: the one place that knows
+// both, so that neither imports the other.
+package pipeline
+
+import (
+	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/store"
+)
+
+// StoreSink stores the consumer's batches in a store.
+type StoreSink struct{ Store *store.Store }
+
+// Apply writes the batch and its offsets in one transaction.
+func (s StoreSink) Apply(b consumer.Batch) (int, error) {
+	offsets := make(map[store.Partition]int64, len(b.Offsets))
+	for p, next := range b.Offsets {
+		offsets[store.Partition{Topic: p.Topic, Partition: p.Partition}] = next
+	}
+	res, err := s.Store.Apply(store.Batch{Events: b.Events, Offsets: offsets, Messages: b.Messages})
+	return res.DroppedRetired, err
+}
+
+// Positions returns the stored next offsets.
+func (s StoreSink) Positions() (map[consumer.Position]int64, error) {
+	offs, err := s.Store.Offsets()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[consumer.Position]int64, len(offs))
+	for p, next := range offs {
+		out[consumer.Position{Topic: p.Topic, Partition: p.Partition}] = next
+	}
+	return out, nil
+}
