@@ -14,12 +14,35 @@ import (
 
 // Message is one Kafka record to produce.
 type Message struct {
+	// Topic is where the LMS would publish it, without the prefix: see
+	// TopicFor.
+	Topic string
 	Key   []byte
 	Value []byte
 	// Headers mirror the event bus's ce_* headers, so tools that route by
 	// header see the same thing.
 	Headers map[string]string
 }
+
+// TopicFor returns the topic (without the EVENT_BUS_TOPIC_PREFIX) on which
+// Open edX publishes an event type; see testdata/README.md for the sources.
+func TopicFor(ceType string) string {
+	switch ceType {
+	case "org.openedx.learning.course.enrollment.created.v1", "org.openedx.learning.course.enrollment.changed.v1":
+		return "learning-course-enrollment-lifecycle"
+	case "org.openedx.learning.course.unenrollment.completed.v1":
+		return "course-unenrollment-lifecycle"
+	case "org.openedx.content_authoring.course.catalog_info.changed.v1":
+		return "course-catalog-info-changed"
+	case "org.openedx.analytics.tracking.event.emitted.v1":
+		return "analytics"
+	}
+	return "enrollstatus-events"
+}
+
+// Topics are every topic TopicFor returns.
+var Topics = []string{"learning-course-enrollment-lifecycle", "course-unenrollment-lifecycle",
+	"course-catalog-info-changed", "analytics", "enrollstatus-events"}
 
 // Generator makes a history over a fixed population.
 type Generator struct {
@@ -172,7 +195,7 @@ func (g *Generator) event(ceType, key string, at time.Time, data map[string]any)
 	if err != nil {
 		panic(err) // maps of plain values always marshal
 	}
-	return Message{Key: []byte(key), Value: v, Headers: map[string]string{
+	return Message{Topic: TopicFor(ceType), Key: []byte(key), Value: v, Headers: map[string]string{
 		"ce_type": ceType, "ce_id": id, "ce_source": "openedx/lms/web", "ce_specversion": "1.0",
 		"ce_time": at.UTC().Format(time.RFC3339Nano), "content-type": "application/json",
 	}}

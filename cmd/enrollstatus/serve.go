@@ -1,0 +1,181 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/internal/pipeline"
+	"github.com/enrollstatus/enrollstatus/store"
+)
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: enrollstatus serve [flags]\n\nConsume Open edX events from Kafka into the projection and serve the HTTP API.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	cfg.bind(fs)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if err := errors.Join(cfg.Validate(), cfg.consumerConfig().Validate()); err != nil {
+		return usageError{fmt.Errorf("invalid configuration:\n%w", err)}
+	}
+	log := newLogger(&cfg, stderr)
+	return serve(ctx, &cfg, log, nil)
+}
+
+// service is a running enrollstatus: what tests and the demo need to reach.
+type service struct {
+	store    *store.Store
+	consumer *consumer.Consumer
+	registry *prometheus.Registry
+	httpAddr string
+}
+
+// serve runs the pipeline and the HTTP API until ctx ends, then shuts down
+// in order: stop taking requests and finish those in flight, stop consuming
+// (the batch in progress is committed whole or not at all), close the store.
+// started, when not nil, receives the running service once it listens.
+func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *service) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerBuildInfo(reg)
+
+	opts := store.DefaultOptions()
+	opts.Policy = cfg.policy()
+	st, err := store.Open(cfg.storePath(), opts)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	registerStoreMetrics(reg, st)
+	log.Info("projection open", "component", "store", "path", cfg.storePath())
+
+	avro, err := newAvroDecoder(cfg, log)
+	if err != nil {
+		return err
+	}
+	cons, err := consumer.New(cfg.consumerConfig(), pipeline.StoreSink{Store: st},
+		consumer.NewDecoder(avro), consumer.NewMetrics(reg), log.With("component", "consumer"))
+	if err != nil {
+		return err
+	}
+
+	srv, err := newHTTPServer(cfg, st, cons, reg, log.With("component", "http"))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	log.Info("HTTP API listening", "component", "http", "addr", ln.Addr().String())
+
+	consumeCtx, stopConsuming := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsuming()
+	g, gctx := errgroup.WithContext(ctx)
+	consumed := make(chan error, 1)
+	g.Go(func() error {
+		err := cons.Run(consumeCtx)
+		consumed <- err
+		if err != nil {
+			return fmt.Errorf("consumer: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		return srv.Serve(ln)
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down", "deadline", cfg.ShutdownTimeout)
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		httpErr := srv.Shutdown(shutdownCtx)
+		stopConsuming()
+		select {
+		case <-consumed:
+		case <-shutdownCtx.Done():
+			return errors.New("shutdown deadline passed before the consumer stopped")
+		}
+		if httpErr != nil {
+			return fmt.Errorf("http shutdown: %w", httpErr)
+		}
+		return nil
+	})
+	if started != nil {
+		started <- &service{store: st, consumer: cons, registry: reg, httpAddr: ln.Addr().String()}
+	}
+	err = g.Wait()
+	log.Info("stopped", "err", err)
+	return err
+}
+
+func registerBuildInfo(reg prometheus.Registerer) {
+	version, revision := "devel", "unknown"
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			version = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" {
+				revision = s.Value
+			}
+		}
+	}
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "enrollstatus_build_info",
+		Help: "Build information; always 1.",
+	}, []string{"version", "revision", "goversion"})
+	g.WithLabelValues(version, revision, runtimeVersion()).Set(1)
+	reg.MustRegister(g)
+}
+
+func runtimeVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.GoVersion
+	}
+	return "unknown"
+}
+
+func registerStoreMetrics(reg prometheus.Registerer, st *store.Store) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "enrollstatus_store_size_bytes",
+		Help: "Size of the projection file on disk.",
+	}, func() float64 {
+		fi, err := os.Stat(st.Path())
+		if err != nil {
+			return 0
+		}
+		return float64(fi.Size())
+	}))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "enrollstatus_store_last_commit_timestamp_seconds",
+		Help: "Wall-clock time of the last committed batch, Unix seconds.",
+	}, func() float64 {
+		f, err := st.Freshness()
+		if err != nil || f.CommittedAt.IsZero() {
+			return 0
+		}
+		return float64(f.CommittedAt.UnixNano()) / float64(time.Second)
+	}))
+}

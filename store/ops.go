@@ -1,0 +1,74 @@
+package store
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Stats describes a projection file.
+type Stats struct {
+	Users     int   `json:"users"`
+	Usernames int   `json:"usernames"`
+	Courses   int   `json:"courses"`
+	Members   int   `json:"members"`
+	Retired   int   `json:"retired"`
+	FileBytes int64 `json:"file_bytes"`
+	// FreePages are pages bbolt can reuse; a file with many is worth
+	// compacting when disk matters.
+	FreePages int `json:"free_pages"`
+}
+
+// Stats counts the projection's records. It reads every bucket's statistics,
+// not every record.
+func (s *Store) Stats() (st Stats, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		count := func(name []byte) int { return tx.Bucket(name).Stats().KeyN }
+		st.Users = count(bucketUsers)
+		st.Usernames = count(bucketUsernames)
+		st.Courses = count(bucketCourses)
+		st.Members = count(bucketMembers)
+		st.Retired = count(bucketRetired)
+		st.FileBytes = tx.Size()
+		return nil
+	})
+	st.FreePages = s.db.Stats().FreePageN
+	return st, err
+}
+
+// Snapshot writes a consistent copy of the whole file, offsets included, to w
+// while writes go on (bbolt's Tx.WriteTo in a read transaction). A store
+// opened on the copy resumes consuming from the snapshot's offsets.
+func (s *Store) Snapshot(w io.Writer) (n int64, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	return n, err
+}
+
+// Compact copies the projection at src into a new file at dst, which is
+// smaller when src has free pages (bbolt files never shrink by themselves).
+// src must not be open by a running service.
+func Compact(src, dst string) error {
+	if _, err := os.Stat(dst); err == nil {
+		return fmt.Errorf("compact: %s exists; choose a new file", dst)
+	}
+	in, err := bolt.Open(src, 0o600, &bolt.Options{ReadOnly: true, Timeout: DefaultOptions().Timeout})
+	if err != nil {
+		return fmt.Errorf("compact: open %s (is a service still running on it?): %w", src, err)
+	}
+	defer in.Close()
+	out, err := bolt.Open(dst, 0o600, nil)
+	if err != nil {
+		return fmt.Errorf("compact: create %s: %w", dst, err)
+	}
+	if err := bolt.Compact(out, in, 64<<20); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return fmt.Errorf("compact: %w", err)
+	}
+	return out.Close()
+}
