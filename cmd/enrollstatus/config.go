@@ -85,6 +85,14 @@ func DefaultConfig() Config {
 	}
 }
 
+// newFlagSet returns a flag set with every field of c bound.
+func newFlagSet(c *Config) *flag.FlagSet {
+	fs := flag.NewFlagSet("enrollstatus", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.bind(fs)
+	return fs
+}
+
 // bind registers every field as a flag on fs.
 func (c *Config) bind(fs *flag.FlagSet) {
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the projection file ("+store.FileName+")")
