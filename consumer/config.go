@@ -59,6 +59,11 @@ type Config struct {
 
 	Poison          PoisonPolicy
 	DeadLetterTopic string
+
+	// StartAt, when set, positions partitions that have no stored offset at
+	// the first message at or after it (by broker timestamp) instead of the
+	// earliest offset: a rebuild from a point in time.
+	StartAt time.Time
 }
 
 // DefaultConfig returns a configuration with sane defaults and no brokers.

@@ -56,6 +56,7 @@ type Consumer struct {
 
 	mu     sync.Mutex
 	parts  map[Position]*partition
+	stored map[Position]bool  // partitions with an offset in the store at start
 	target map[Position]int64 // end offsets at start-up: the catch-up goal
 
 	caughtUp  atomic.Bool
@@ -115,9 +116,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("read stored offsets: %w", err)
 	}
 	c.mu.Lock()
+	c.stored = map[Position]bool{}
 	for p, next := range positions {
 		if contains(c.cfg.Topics, p.Topic) {
 			c.parts[p] = &partition{next: next, end: next}
+			c.stored[p] = true
 		}
 	}
 	c.mu.Unlock()
@@ -236,14 +239,51 @@ func (c *Consumer) poll(ctx context.Context, readers *errgroup.Group, started ma
 
 	for _, pos := range toStart {
 		c.mu.Lock()
-		next := c.parts[pos].next
+		next, stored := c.parts[pos].next, c.stored[pos]
 		c.mu.Unlock()
+		if !stored && !c.cfg.StartAt.IsZero() {
+			if next, err = c.offsetAt(ctx, pos, c.cfg.StartAt); err != nil {
+				delete(started, pos) // retried at the next poll
+				return err
+			}
+			c.mu.Lock()
+			c.parts[pos].next = next
+			c.mu.Unlock()
+		}
 		if !first {
 			c.log.Info("new partition discovered", "partition", pos.String())
 		}
 		readers.Go(func() error { return c.readPartition(ctx, pos, next) })
 	}
 	return nil
+}
+
+// offsetAt returns the first offset of pos whose timestamp is at or after t,
+// or the end offset when there is none.
+func (c *Consumer) offsetAt(ctx context.Context, pos Position, t time.Time) (int64, error) {
+	resp, err := c.client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{
+		pos.Topic: {kafka.TimeOffsetOf(pos.Partition, t), kafka.LastOffsetOf(pos.Partition)},
+	}})
+	if err != nil {
+		return 0, fmt.Errorf("%s: offset at %v: %w", pos, t, err)
+	}
+	for _, po := range resp.Topics[pos.Topic] {
+		if po.Partition != pos.Partition {
+			continue
+		}
+		if po.Error != nil {
+			return 0, fmt.Errorf("%s: offset at %v: %w", pos, t, po.Error)
+		}
+		best := po.LastOffset
+		for off := range po.Offsets {
+			if off >= 0 && off < best {
+				best = off
+			}
+		}
+		c.log.Info("partition positioned by time", "partition", pos.String(), "at", t, "offset", best)
+		return best, nil
+	}
+	return 0, fmt.Errorf("%s: offset at %v: no answer for the partition", pos, t)
 }
 
 // readPartition fetches one partition from next on, decodes, applies the

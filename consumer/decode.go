@@ -94,6 +94,8 @@ func (d *Decoder) decode(m Message) (Decoded, error) {
 	switch {
 	case m.Value == nil:
 		return Decoded{Type: "tombstone", Ignored: "tombstone"}, nil
+	case len(m.Value) == 0: // not a tombstone to Kafka, but it carries nothing either
+		return Decoded{Type: "tombstone", Ignored: "empty value"}, nil
 	case len(m.Value) > MaxMessageBytes:
 		return Decoded{Type: "oversized"}, undecodable("value of %d bytes exceeds %d", len(m.Value), MaxMessageBytes)
 	case m.Value[0] == 0x00:

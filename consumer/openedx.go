@@ -35,11 +35,9 @@ var knownTypes = map[string]struct{}{
 
 type enrollmentData struct {
 	User struct {
-		ID       flexInt `json:"id"`
-		IsActive *bool   `json:"is_active"`
-		PII      *struct {
-			Username string `json:"username"`
-		} `json:"pii"`
+		ID       flexInt  `json:"id"`
+		IsActive *bool    `json:"is_active"`
+		PII      *userPII `json:"pii"`
 	} `json:"user"`
 	Course struct {
 		CourseKey   string  `json:"course_key"`
@@ -48,6 +46,10 @@ type enrollmentData struct {
 	Mode         string   `json:"mode"`
 	IsActive     *bool    `json:"is_active"`
 	CreationDate flexTime `json:"creation_date"`
+}
+
+type userPII struct {
+	Username string `json:"username"`
 }
 
 type catalogInfoData struct {
@@ -89,6 +91,13 @@ func enrollmentEvent(ceType string, d enrollmentData, at time.Time) (projection.
 		Mode:       d.Mode,
 		Created:    time.Time(d.CreationDate),
 		Time:       at,
+	}
+	// CourseData.display_name is a required string in openedx-events, so a
+	// producer that has no name sends "": that is an unknown name, not an
+	// empty one, and must not win the name race against the real one. Every
+	// format goes through here, so they agree.
+	if e.CourseName != nil && *e.CourseName == "" {
+		e.CourseName = nil
 	}
 	if d.User.PII != nil {
 		e.Username = d.User.PII.Username

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 )
@@ -31,6 +32,20 @@ func (c *Consumer) checkCaughtUp() {
 	}
 }
 
+var errPartitionFailed = errors.New("partitions stopped on an undecodable message (poison policy fail)")
+
+// IsPartitionFailure reports whether a Ready error means a partition stopped
+// for good, rather than catching up.
+func IsPartitionFailure(err error) bool { return errors.Is(err, errPartitionFailed) }
+
+// MarkCaughtUp declares start-up catch-up done without waiting: for a
+// consumer taking over a projection that another one had brought up to date.
+func (c *Consumer) MarkCaughtUp() {
+	if !c.caughtUp.Swap(true) {
+		c.m.caughtUp.Set(1)
+	}
+}
+
 // Ready returns nil once start-up catch-up is done and no partition stopped
 // on a poison message, else why not.
 func (c *Consumer) Ready() error {
@@ -44,7 +59,7 @@ func (c *Consumer) Ready() error {
 	}
 	if len(failed) > 0 {
 		sort.Strings(failed)
-		return fmt.Errorf("partitions stopped on an undecodable message (poison policy fail): %v", failed)
+		return fmt.Errorf("%w: %v", errPartitionFailed, failed)
 	}
 	if c.caughtUp.Load() {
 		return nil

@@ -41,8 +41,12 @@ func (s *Store) Stats() (st Stats, err error) {
 // Snapshot writes a consistent copy of the whole file, offsets included, to w
 // while writes go on (bbolt's Tx.WriteTo in a read transaction). A store
 // opened on the copy resumes consuming from the snapshot's offsets.
-func (s *Store) Snapshot(w io.Writer) (n int64, err error) {
+// size, when not nil, is told the copy's size before it is written.
+func (s *Store) Snapshot(w io.Writer, size func(int64)) (n int64, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
+		if size != nil {
+			size(tx.Size())
+		}
 		n, err = tx.WriteTo(w)
 		return err
 	})
@@ -71,4 +75,14 @@ func Compact(src, dst string) error {
 		return fmt.Errorf("compact: %w", err)
 	}
 	return out.Close()
+}
+
+// Rename moves the open projection file to path (replacing what is there)
+// and keeps using it: a rebuilt file takes the live one's place atomically.
+func (s *Store) Rename(path string) error {
+	if err := os.Rename(s.path, path); err != nil {
+		return fmt.Errorf("rename projection: %w", err)
+	}
+	s.path = path
+	return nil
 }

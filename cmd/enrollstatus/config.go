@@ -10,7 +10,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/internal/pipeline"
 	"github.com/enrollstatus/enrollstatus/projection"
 	"github.com/enrollstatus/enrollstatus/store"
 )
@@ -175,6 +178,13 @@ func (c *Config) consumerConfig() consumer.Config {
 	cc.Poison = consumer.PoisonPolicy(c.PoisonPolicy)
 	cc.DeadLetterTopic = c.DeadLetterTopic
 	return cc
+}
+
+func (c *Config) pipelineOptions(dec *consumer.Decoder, m *consumer.Metrics, log *slog.Logger, reg prometheus.Registerer) pipeline.Options {
+	opts := store.DefaultOptions()
+	opts.Policy = c.policy()
+	return pipeline.Options{Path: c.storePath(), Store: opts, Consumer: c.consumerConfig(),
+		Decoder: dec, Metrics: m, Log: log, Registerer: reg}
 }
 
 func parseLevel(s string) (slog.Level, error) {

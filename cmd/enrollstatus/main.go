@@ -8,6 +8,9 @@
 //	enrollstatus diff      compare two projection files
 //	enrollstatus compact   copy a projection into a smaller file (offline)
 //	enrollstatus token     print a signed JWT for a username (for trying it out)
+//	enrollstatus rebuild   replay the topics into a new projection and swap it in
+//	enrollstatus snapshot  download a running instance's projection
+//	enrollstatus restore   start a data directory from a snapshot
 //
 // Every flag can also be set with an ENROLLSTATUS_* environment variable;
 // `enrollstatus <command> --help` lists them.
@@ -63,6 +66,10 @@ Commands:
   diff      compare the projections of two data files and say where they differ
   compact   copy a stopped service's projection into a smaller file
   token     print a signed JWT for a username, to try the API
+  rebuild   replay the topics into a new projection and swap it in (offline, or
+            online on a running instance with --url)
+  snapshot  download a consistent copy of a running instance's projection
+  restore   put a snapshot (file or URL) into a data directory, for a new replica
 
 Run 'enrollstatus <command> --help' for a command's flags. Every flag can be
 set with an environment variable: --data-dir is ENROLLSTATUS_DATA_DIR.
@@ -88,6 +95,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCompact(ctx, rest, getenv, stdout, stderr)
 	case "token":
 		return runToken(ctx, rest, getenv, stdout, stderr)
+	case "rebuild":
+		return runRebuild(ctx, rest, getenv, stdout, stderr)
+	case "snapshot":
+		return runSnapshot(ctx, rest, getenv, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, rest, getenv, stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -7,11 +7,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	neturl "net/url"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"time"
 
-	"github.com/enrollstatus/enrollstatus/projection"
 	"github.com/enrollstatus/enrollstatus/store"
 )
 
@@ -41,72 +43,68 @@ func openReadOnly(dataDir string) (*store.Store, error) {
 }
 
 func runInspect(_ context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	dataDir, username, userID := DefaultConfig().DataDir, "", int64(0)
-	_, err := opsFlags("inspect", "inspect [--data-dir D] [--username U | --user-id N]\n\nPrint store statistics, freshness, stored offsets and, if asked, one user's record,\nfrom the data directory of a stopped service.", args, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.StringVar(&dataDir, "data-dir", dataDir, "data directory")
+	dataDir, username, userID, url, token, digest := DefaultConfig().DataDir, "", int64(0), "", "", false
+	_, err := opsFlags("inspect", "inspect [--data-dir D | --url URL --admin-token T] [--username U | --user-id N] [--digest]\n\n"+
+		"Print store statistics, freshness, stored offsets (and, from a running instance,\nlag per partition) and, if asked, one user's record.", args, getenv, stderr, func(fs *flag.FlagSet) {
+		fs.StringVar(&dataDir, "data-dir", dataDir, "data directory of a stopped service")
+		fs.StringVar(&url, "url", url, "base URL of a running instance, e.g. http://127.0.0.1:8080 (uses /admin/inspect)")
+		fs.StringVar(&token, "admin-token", token, "the instance's admin token")
 		fs.StringVar(&username, "username", username, "print this user's record (case-insensitive)")
 		fs.Int64Var(&userID, "user-id", userID, "print this user id's record")
+		fs.BoolVar(&digest, "digest", digest, "also print the projection's content checksum (reads the whole file)")
 	})
 	if err != nil {
 		return err
+	}
+	if url != "" {
+		q := neturl.Values{}
+		if username != "" {
+			q.Set("username", username)
+		}
+		if userID != 0 {
+			q.Set("user_id", strconv.FormatInt(userID, 10))
+		}
+		if digest {
+			q.Set("digest", "true")
+		}
+		return adminGet(url+"/admin/inspect?"+q.Encode(), token, stdout)
 	}
 	st, err := openReadOnly(dataDir)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	stats, err := st.Stats()
+	out, err := inspect(st, username, userID, digest)
 	if err != nil {
 		return err
-	}
-	fresh, err := st.Freshness()
-	if err != nil {
-		return err
-	}
-	offs, err := st.Offsets()
-	if err != nil {
-		return err
-	}
-	type offset struct {
-		Partition string `json:"partition"`
-		Next      int64  `json:"next_offset"`
-	}
-	out := struct {
-		Stats     store.Stats      `json:"stats"`
-		LastEvent time.Time        `json:"last_event_time"`
-		Committed time.Time        `json:"committed_at"`
-		Applied   uint64           `json:"messages_applied"`
-		Offsets   []offset         `json:"offsets"`
-		User      *projection.User `json:"user,omitempty"`
-	}{Stats: stats, LastEvent: fresh.LastEventTime, Committed: fresh.CommittedAt, Applied: fresh.Applied}
-	for p, next := range offs {
-		out.Offsets = append(out.Offsets, offset{p.String(), next})
-	}
-	sort.Slice(out.Offsets, func(i, j int) bool { return out.Offsets[i].Partition < out.Offsets[j].Partition })
-	ctx := context.Background()
-	switch {
-	case username != "":
-		u, _, found, err := st.UserByName(ctx, username)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("no user named %q", username)
-		}
-		out.User = &u
-	case userID != 0:
-		u, found, err := st.User(ctx, userID)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return fmt.Errorf("no user with id %d", userID)
-		}
-		out.User = &u
 	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(out)
+}
+
+// adminGet copies an admin endpoint's answer to w.
+func adminGet(url, token string, w io.Writer) error {
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return fmt.Errorf("%s: %s %s", url, resp.Status, body)
+	}
+	_, err = io.Copy(w, resp.Body)
+	return err
+}
+
+func sortOffsets(o []offsetView) {
+	sort.Slice(o, func(i, j int) bool { return o[i].Partition < o[j].Partition })
 }
 
 func runDiff(_ context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

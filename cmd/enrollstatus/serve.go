@@ -45,8 +45,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 // service is a running enrollstatus: what tests and the demo need to reach.
 type service struct {
-	store    *store.Store
-	consumer *consumer.Consumer
+	pipeline *pipeline.Pipeline
 	registry *prometheus.Registry
 	httpAddr string
 }
@@ -60,30 +59,24 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *s
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerBuildInfo(reg)
 
-	opts := store.DefaultOptions()
-	opts.Policy = cfg.policy()
-	st, err := store.Open(cfg.storePath(), opts)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	registerStoreMetrics(reg, st)
-	log.Info("projection open", "component", "store", "path", cfg.storePath())
-
 	avro, err := newAvroDecoder(cfg, log)
 	if err != nil {
 		return err
 	}
-	cons, err := consumer.New(cfg.consumerConfig(), pipeline.StoreSink{Store: st},
-		consumer.NewDecoder(avro), consumer.NewMetrics(reg), log.With("component", "consumer"))
+	pl, err := pipeline.Open(cfg.pipelineOptions(consumer.NewDecoder(avro), consumer.NewMetrics(reg),
+		log.With("component", "consumer"), reg))
 	if err != nil {
 		return err
 	}
+	defer pl.Close()
+	registerStoreMetrics(reg, pl)
+	log.Info("projection open", "component", "store", "path", cfg.storePath())
 
-	srv, err := newHTTPServer(cfg, st, cons, reg, log.With("component", "http"))
+	srv, err := newHTTPServer(cfg, pl, pl, reg, log.With("component", "http"))
 	if err != nil {
 		return err
 	}
+	mountAdmin(srv.Admin(), pl, ctx, log.With("component", "admin"))
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -95,16 +88,14 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *s
 	g, gctx := errgroup.WithContext(ctx)
 	consumed := make(chan error, 1)
 	g.Go(func() error {
-		err := cons.Run(consumeCtx)
+		err := pl.Run(consumeCtx)
 		consumed <- err
 		if err != nil {
 			return fmt.Errorf("consumer: %w", err)
 		}
 		return nil
 	})
-	g.Go(func() error {
-		return srv.Serve(ln)
-	})
+	g.Go(func() error { return srv.Serve(ln) })
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down", "deadline", cfg.ShutdownTimeout)
@@ -123,7 +114,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *s
 		return nil
 	})
 	if started != nil {
-		started <- &service{store: st, consumer: cons, registry: reg, httpAddr: ln.Addr().String()}
+		started <- &service{pipeline: pl, registry: reg, httpAddr: ln.Addr().String()}
 	}
 	err = g.Wait()
 	log.Info("stopped", "err", err)
@@ -157,25 +148,29 @@ func runtimeVersion() string {
 	return "unknown"
 }
 
-func registerStoreMetrics(reg prometheus.Registerer, st *store.Store) {
+func registerStoreMetrics(reg prometheus.Registerer, pl *pipeline.Pipeline) {
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "enrollstatus_store_size_bytes",
 		Help: "Size of the projection file on disk.",
-	}, func() float64 {
-		fi, err := os.Stat(st.Path())
-		if err != nil {
-			return 0
-		}
-		return float64(fi.Size())
+	}, func() (size float64) {
+		pl.Store(func(st *store.Store) error {
+			if fi, err := os.Stat(st.Path()); err == nil {
+				size = float64(fi.Size())
+			}
+			return nil
+		})
+		return size
 	}))
 	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "enrollstatus_store_last_commit_timestamp_seconds",
 		Help: "Wall-clock time of the last committed batch, Unix seconds.",
-	}, func() float64 {
-		f, err := st.Freshness()
-		if err != nil || f.CommittedAt.IsZero() {
-			return 0
-		}
-		return float64(f.CommittedAt.UnixNano()) / float64(time.Second)
+	}, func() (t float64) {
+		pl.Store(func(st *store.Store) error {
+			if f, err := st.Freshness(); err == nil && !f.CommittedAt.IsZero() {
+				t = float64(f.CommittedAt.UnixNano()) / float64(time.Second)
+			}
+			return nil
+		})
+		return t
 	}))
 }

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/enrollstatus/enrollstatus/httpapi"
+	"github.com/enrollstatus/enrollstatus/internal/pipeline"
+	"github.com/enrollstatus/enrollstatus/projection"
+	"github.com/enrollstatus/enrollstatus/store"
+)
+
+// inspection is what `enrollstatus inspect` prints, from a data directory or
+// from a running instance's /admin/inspect.
+type inspection struct {
+	Stats      store.Stats      `json:"stats"`
+	LastEvent  time.Time        `json:"last_event_time"`
+	Committed  time.Time        `json:"committed_at"`
+	Applied    uint64           `json:"messages_applied"`
+	Digest     string           `json:"digest,omitempty"`
+	Offsets    []offsetView     `json:"offsets"`
+	Partitions []partitionView  `json:"partitions,omitempty"`
+	User       *projection.User `json:"user,omitempty"`
+}
+
+type offsetView struct {
+	Partition string `json:"partition"`
+	Next      int64  `json:"next_offset"`
+}
+
+type partitionView struct {
+	Partition string `json:"partition"`
+	Next      int64  `json:"next_offset"`
+	End       int64  `json:"end_offset"`
+	Lag       int64  `json:"lag"`
+	Failed    string `json:"failed,omitempty"`
+}
+
+// inspect reads a store; digest computes the content checksum (reads
+// everything).
+func inspect(st *store.Store, username string, userID int64, digest bool) (*inspection, error) {
+	var out inspection
+	var err error
+	if out.Stats, err = st.Stats(); err != nil {
+		return nil, err
+	}
+	f, err := st.Freshness()
+	if err != nil {
+		return nil, err
+	}
+	out.LastEvent, out.Committed, out.Applied = f.LastEventTime, f.CommittedAt, f.Applied
+	offs, err := st.Offsets()
+	if err != nil {
+		return nil, err
+	}
+	for p, next := range offs {
+		out.Offsets = append(out.Offsets, offsetView{p.String(), next})
+	}
+	sortOffsets(out.Offsets)
+	if digest {
+		d, err := st.Digest()
+		if err != nil {
+			return nil, err
+		}
+		out.Digest = d.Total
+	}
+	ctx := context.Background()
+	switch {
+	case username != "":
+		u, _, found, err := st.UserByName(ctx, username)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, fmt.Errorf("%w: no user named %q", errNoSuchUser, username)
+		}
+		out.User = &u
+	case userID != 0:
+		u, found, err := st.User(ctx, userID)
+		if err != nil {
+			return nil, err
+		}
+		if !found {
+			return nil, fmt.Errorf("%w: no user with id %d", errNoSuchUser, userID)
+		}
+		out.User = &u
+	}
+	return &out, nil
+}
+
+var errNoSuchUser = errors.New("no such user")
+
+// mountAdmin adds the operator endpoints to the admin group (off unless an
+// admin token is configured; guarded by it).
+func mountAdmin(g *echo.Group, pl *pipeline.Pipeline, ctx context.Context, log *slog.Logger) {
+	g.GET("/inspect", func(c echo.Context) error {
+		id, _ := strconv.ParseInt(c.QueryParam("user_id"), 10, 64)
+		var out *inspection
+		err := pl.Store(func(st *store.Store) (err error) {
+			out, err = inspect(st, c.QueryParam("username"), id, c.QueryParam("digest") == "true")
+			return err
+		})
+		if errors.Is(err, errNoSuchUser) {
+			return httpapi.Errorf(httpapi.ENOTFOUND, "%v", err)
+		}
+		if err != nil {
+			return err
+		}
+		for _, p := range pl.Partitions() {
+			out.Partitions = append(out.Partitions, partitionView{p.String(), p.Next, p.End, max(p.End-p.Next, 0), p.Failed})
+		}
+		return c.JSON(http.StatusOK, out)
+	})
+
+	g.GET("/snapshot", func(c echo.Context) error {
+		c.Response().Header().Set(echo.HeaderContentType, "application/octet-stream")
+		c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="`+store.FileName+`"`)
+		n, err := pl.Snapshot(c.Response(), func(size int64) {
+			c.Response().Header().Set(echo.HeaderContentLength, strconv.FormatInt(size, 10))
+			c.Response().WriteHeader(http.StatusOK)
+		})
+		log.Info("snapshot served", "bytes", n, "err", err, "remote", c.RealIP())
+		return nil // the status is sent; a broken copy is detected by the restorer
+	})
+
+	g.POST("/rebuild", func(c echo.Context) error {
+		var from time.Time
+		if s := c.QueryParam("from"); s != "" {
+			t, err := time.Parse(time.RFC3339, s)
+			if err != nil {
+				return httpapi.Errorf(httpapi.EINVALID, "from=%q: want an RFC 3339 time, e.g. 2026-01-02T15:04:05Z", s)
+			}
+			from = t
+		}
+		if pr, ok := pl.RebuildProgress(); ok && pr.Running {
+			return c.JSON(http.StatusConflict, map[string]any{"detail": pipeline.ErrRebuildRunning.Error(), "progress": pr})
+		}
+		go func() {
+			if err := pl.Rebuild(ctx, from); err != nil && !errors.Is(err, pipeline.ErrRebuildRunning) {
+				log.Error("rebuild failed", "err", err)
+			}
+		}()
+		return c.JSON(http.StatusAccepted, map[string]any{"detail": "rebuild started; GET /admin/rebuild for progress"})
+	})
+
+	g.GET("/rebuild", func(c echo.Context) error {
+		pr, ok := pl.RebuildProgress()
+		if !ok {
+			return httpapi.Errorf(httpapi.ENOTFOUND, "no rebuild has run since start")
+		}
+		return c.JSON(http.StatusOK, pr)
+	})
+}

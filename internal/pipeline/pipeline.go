@@ -1,0 +1,330 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/projection"
+	"github.com/enrollstatus/enrollstatus/store"
+)
+
+// Options configure a Pipeline.
+type Options struct {
+	Path     string // the projection file
+	Store    store.Options
+	Consumer consumer.Config
+	Decoder  *consumer.Decoder
+	Metrics  *consumer.Metrics // shared by every live consumer, across rebuilds
+	Log      *slog.Logger
+	// Registerer receives the rebuild metrics.
+	Registerer prometheus.Registerer
+}
+
+// Pipeline is the serving projection: the store queries read and the
+// consumer that feeds it. Rebuild replaces the store by one replayed from the
+// topics, while queries go on.
+type Pipeline struct {
+	opts Options
+	log  *slog.Logger
+	rm   *rebuildMetrics
+
+	// mu guards st: queries hold it shared for the duration of a read, a
+	// swap holds it exclusively, so no read ever meets a closed store.
+	mu sync.RWMutex
+	st *store.Store
+
+	cons     atomic.Pointer[consumer.Consumer]
+	pause    chan pauseRequest // Run's consumer stops while a swap happens
+	running  atomic.Bool       // a rebuild is in progress
+	progress atomic.Pointer[Progress]
+}
+
+type pauseRequest struct {
+	paused chan struct{} // closed once the live consumer stopped
+	resume chan struct{} // closed by the swapper when done
+}
+
+// Open opens the projection file.
+func Open(opts Options) (*Pipeline, error) {
+	st, err := store.Open(opts.Path, opts.Store)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registerer == nil {
+		opts.Registerer = prometheus.NewRegistry()
+	}
+	p := &Pipeline{opts: opts, log: opts.Log, st: st, pause: make(chan pauseRequest),
+		rm: newRebuildMetrics(opts.Registerer)}
+	// A file left by a rebuild that did not finish is useless.
+	os.Remove(rebuildPath(opts.Path))
+	return p, nil
+}
+
+func rebuildPath(path string) string { return path + ".rebuild" }
+
+// Store calls fn with the current store, held so that a swap waits for fn.
+func (p *Pipeline) Store(fn func(*store.Store) error) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return fn(p.st)
+}
+
+// Status answers a query from the current store.
+func (p *Pipeline) Status(ctx context.Context, username string, now time.Time) ([]projection.Status, projection.Freshness, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.st.Status(ctx, username, now)
+}
+
+// Ready is the live consumer's readiness; before it runs, not ready.
+func (p *Pipeline) Ready() error {
+	if c := p.cons.Load(); c != nil {
+		return c.Ready()
+	}
+	return errors.New("starting")
+}
+
+// Lag is the live consumer's lag and connectivity.
+func (p *Pipeline) Lag() (int64, bool) {
+	if c := p.cons.Load(); c != nil {
+		return c.Lag()
+	}
+	return 0, false
+}
+
+// Partitions is the live consumer's view of its partitions.
+func (p *Pipeline) Partitions() []consumer.PartitionStatus {
+	if c := p.cons.Load(); c != nil {
+		return c.Partitions()
+	}
+	return nil
+}
+
+// Run consumes into the current store until ctx ends, pausing while a
+// rebuild swaps stores. Once a live consumer was ready, the next one (on the
+// swapped store, which is at least as far) is too.
+func (p *Pipeline) Run(ctx context.Context) error {
+	for {
+		c, err := consumer.New(p.opts.Consumer, StoreSink{Store: p.current()}, p.opts.Decoder, p.opts.Metrics, p.log)
+		if err != nil {
+			return err
+		}
+		if prev := p.cons.Load(); prev != nil && prev.Ready() == nil {
+			c.MarkCaughtUp()
+		}
+		p.cons.Store(c)
+		runCtx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- c.Run(runCtx) }()
+		select {
+		case err := <-done:
+			stop()
+			if err != nil || ctx.Err() != nil {
+				return err
+			}
+			return errors.New("consumer stopped unexpectedly")
+		case req := <-p.pause:
+			stop()
+			err := <-done
+			close(req.paused)
+			if err != nil {
+				return err
+			}
+			select {
+			case <-req.resume:
+			case <-ctx.Done():
+				return nil
+			}
+		}
+	}
+}
+
+func (p *Pipeline) current() *store.Store {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.st
+}
+
+// Snapshot writes a consistent copy of the current projection, offsets
+// included.
+func (p *Pipeline) Snapshot(w io.Writer, size func(int64)) (int64, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.st.Snapshot(w, size)
+}
+
+// Close closes the store. Run must have returned.
+func (p *Pipeline) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.st.Close()
+}
+
+// Progress is a rebuild's position.
+type Progress struct {
+	Running    bool                       `json:"running"`
+	Started    time.Time                  `json:"started"`
+	From       time.Time                  `json:"from,omitzero"`
+	Applied    uint64                     `json:"messages_applied"`
+	Behind     int64                      `json:"messages_behind"`
+	Ratio      float64                    `json:"ratio"`
+	Rate       float64                    `json:"messages_per_second"`
+	ETA        time.Duration              `json:"eta_ns"`
+	Partitions []consumer.PartitionStatus `json:"partitions"`
+	Finished   time.Time                  `json:"finished,omitzero"`
+	Error      string                     `json:"error,omitempty"`
+}
+
+// RebuildProgress returns the current or last rebuild's progress.
+func (p *Pipeline) RebuildProgress() (Progress, bool) {
+	if pr := p.progress.Load(); pr != nil {
+		return *pr, true
+	}
+	return Progress{}, false
+}
+
+// ErrRebuildRunning is returned when a rebuild is asked for during another.
+var ErrRebuildRunning = errors.New("a rebuild is already running")
+
+// Rebuild replays the topics from the earliest offsets (or from the first
+// message at or after from) into a new file while queries go on from the
+// current one; once the new projection has caught up with the live one, it
+// replaces it atomically (a rename) and the live consumer continues on it.
+func (p *Pipeline) Rebuild(ctx context.Context, from time.Time) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return ErrRebuildRunning
+	}
+	defer p.running.Store(false)
+	p.rm.running.Set(1)
+	defer p.rm.running.Set(0)
+	start := time.Now()
+	p.progress.Store(&Progress{Running: true, Started: start, From: from})
+	p.log.Info("rebuild started", "from", from)
+
+	err := p.rebuild(ctx, from, start)
+	pr, _ := p.RebuildProgress()
+	pr.Running, pr.Finished = false, time.Now()
+	if err != nil {
+		pr.Error = err.Error()
+		p.rm.total.WithLabelValues("failed").Inc()
+		p.log.Error("rebuild failed; the live projection is unchanged", "err", err)
+	} else {
+		pr.Ratio = 1
+		p.rm.total.WithLabelValues("succeeded").Inc()
+		p.log.Info("rebuild done: the new projection is live", "took", time.Since(start).Round(time.Millisecond),
+			"messages", pr.Applied)
+	}
+	p.progress.Store(&pr)
+	return err
+}
+
+func (p *Pipeline) rebuild(ctx context.Context, from time.Time, start time.Time) error {
+	tmp := rebuildPath(p.opts.Path)
+	os.Remove(tmp)
+	next, err := store.Open(tmp, p.opts.Store)
+	if err != nil {
+		return err
+	}
+	swapped := false
+	defer func() {
+		if !swapped {
+			next.Close()
+			os.Remove(tmp)
+		}
+	}()
+
+	cfg := p.opts.Consumer
+	cfg.StartAt = from
+	r, err := Replay(ctx, cfg, next, p.opts.Decoder, p.log.With("rebuild", true))
+	if err != nil {
+		return err
+	}
+	defer r.Stop()
+	if err := r.WaitCaughtUp(ctx, func(pr Progress) { p.report(pr, start, from) }); err != nil {
+		return err
+	}
+
+	// Freeze the live projection, then let the replay pass it.
+	req := pauseRequest{paused: make(chan struct{}), resume: make(chan struct{})}
+	select {
+	case p.pause <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer close(req.resume)
+	<-req.paused
+	live, err := p.current().Offsets()
+	if err != nil {
+		return err
+	}
+	if err := r.WaitPast(ctx, live, func(pr Progress) { p.report(pr, start, from) }); err != nil {
+		return err
+	}
+	if err := r.Stop(); err != nil {
+		return err
+	}
+
+	// Swap: rename the new file over the old one (the old store keeps its
+	// open file), switch readers, close the old store.
+	if err := next.Rename(p.opts.Path); err != nil {
+		return err
+	}
+	swapped = true
+	p.mu.Lock()
+	old := p.st
+	p.st = next
+	p.mu.Unlock()
+	return old.Close()
+}
+
+func (p *Pipeline) report(pr Progress, start time.Time, from time.Time) {
+	pr.Running, pr.Started, pr.From = true, start, from
+	p.progress.Store(&pr)
+	p.rm.ratio.Set(pr.Ratio)
+	p.rm.applied.Set(float64(pr.Applied))
+	p.rm.behind.Set(float64(pr.Behind))
+}
+
+type rebuildMetrics struct {
+	running prometheus.Gauge
+	ratio   prometheus.Gauge
+	applied prometheus.Gauge
+	behind  prometheus.Gauge
+	total   *prometheus.CounterVec
+}
+
+func newRebuildMetrics(reg prometheus.Registerer) *rebuildMetrics {
+	m := &rebuildMetrics{
+		running: prometheus.NewGauge(prometheus.GaugeOpts{Name: "enrollstatus_rebuild_running",
+			Help: "1 while a rebuild replays the topics into a new projection."}),
+		ratio: prometheus.NewGauge(prometheus.GaugeOpts{Name: "enrollstatus_rebuild_progress_ratio",
+			Help: "Progress of the current or last rebuild, 0 to 1."}),
+		applied: prometheus.NewGauge(prometheus.GaugeOpts{Name: "enrollstatus_rebuild_messages_applied",
+			Help: "Messages the current or last rebuild applied."}),
+		behind: prometheus.NewGauge(prometheus.GaugeOpts{Name: "enrollstatus_rebuild_messages_behind",
+			Help: "Messages the current rebuild is behind the head."}),
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "enrollstatus_rebuilds_total",
+			Help: "Rebuilds finished, by result."}, []string{"result"}),
+	}
+	reg.MustRegister(m.running, m.ratio, m.applied, m.behind, m.total)
+	return m
+}
+
+// String describes a progress for a log line.
+func (pr Progress) String() string {
+	return fmt.Sprintf("%.1f%% applied=%d behind=%d rate=%.0f/s eta=%v",
+		pr.Ratio*100, pr.Applied, pr.Behind, pr.Rate, pr.ETA.Round(time.Second))
+}

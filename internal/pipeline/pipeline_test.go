@@ -1,0 +1,275 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/internal/pipeline"
+	"github.com/enrollstatus/enrollstatus/internal/synth"
+	"github.com/enrollstatus/enrollstatus/projection"
+	"github.com/enrollstatus/enrollstatus/store"
+)
+
+const topic = "events"
+
+type harness struct {
+	t      *testing.T
+	broker string
+	gen    *synth.Generator
+	now    time.Time
+}
+
+func newHarness(t *testing.T) *harness {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, topic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	now := time.Now().UTC()
+	return &harness{t: t, broker: c.ListenAddrs()[0], gen: synth.New(3, 200, 15, now), now: now}
+}
+
+func (h *harness) produce(msgs []synth.Message) {
+	h.t.Helper()
+	w := &kafka.Writer{Addr: kafka.TCP(h.broker), Topic: topic, Balancer: &kafka.Hash{}, BatchTimeout: time.Millisecond}
+	defer w.Close()
+	out := make([]kafka.Message, len(msgs))
+	for i, m := range msgs {
+		out[i] = kafka.Message{Key: m.Key, Value: m.Value}
+	}
+	if err := w.WriteMessages(context.Background(), out...); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) options(path string, reg prometheus.Registerer) pipeline.Options {
+	cfg := consumer.DefaultConfig()
+	cfg.Brokers, cfg.Topics = []string{h.broker}, []string{topic}
+	cfg.PollInterval, cfg.BatchWait, cfg.MaxWait = 100*time.Millisecond, 10*time.Millisecond, 50*time.Millisecond
+	cfg.BatchSize = 500
+	return pipeline.Options{Path: path, Store: store.DefaultOptions(), Consumer: cfg,
+		Decoder: consumer.NewDecoder(nil), Metrics: consumer.NewMetrics(reg),
+		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg}
+}
+
+// start opens and runs a pipeline until the test ends.
+func (h *harness) start(path string) (*pipeline.Pipeline, *prometheus.Registry, func()) {
+	h.t.Helper()
+	reg := prometheus.NewRegistry()
+	pl, err := pipeline.Open(h.options(path, reg))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- pl.Run(ctx) }()
+	var once sync.Once
+	stop := func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				h.t.Errorf("run: %v", err)
+			}
+			pl.Close()
+		})
+	}
+	h.t.Cleanup(stop)
+	return pl, reg, stop
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func digestOf(t *testing.T, pl *pipeline.Pipeline) string {
+	t.Helper()
+	var d store.Digest
+	if err := pl.Store(func(st *store.Store) (err error) { d, err = st.Digest(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	return d.Total
+}
+
+func appliedOf(pl *pipeline.Pipeline) uint64 {
+	var f projection.Freshness
+	pl.Store(func(st *store.Store) (err error) { f, err = st.Freshness(); return err })
+	return f.Applied
+}
+
+// TestRebuildWhileServing rebuilds a live projection from the topics while
+// queries run, checks that no query ever saw a missing answer (the swap is
+// atomic for readers), that the rebuilt projection equals the live one, and
+// that consuming goes on after the swap.
+func TestRebuildWhileServing(t *testing.T) {
+	h := newHarness(t)
+	msgs := append(h.gen.Catalog(), h.gen.History(4000)...)
+	h.produce(msgs)
+	path := filepath.Join(t.TempDir(), store.FileName)
+	pl, reg, _ := h.start(path)
+	waitFor(t, "ready", func() bool { return pl.Ready() == nil && appliedOf(pl) == uint64(len(msgs)) })
+	before := digestOf(t, pl)
+
+	// Learners whose answers must never vanish during the rebuild.
+	ctx := context.Background()
+	var watched []string
+	want := map[string]int{}
+	for id := 1; id <= 200 && len(watched) < 20; id++ {
+		name := synth.Username(id)
+		got, _, err := pl.Status(ctx, name, h.now)
+		if err == nil && len(got) > 0 {
+			watched = append(watched, name)
+			want[name] = len(got)
+		}
+	}
+	var queries, bad atomic.Int64
+	stopQ := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; ; i++ {
+				select {
+				case <-stopQ:
+					return
+				default:
+				}
+				name := watched[i%len(watched)]
+				got, _, err := pl.Status(ctx, name, h.now)
+				queries.Add(1)
+				if err != nil || len(got) != want[name] {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+
+	if err := pl.Rebuild(ctx, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	close(stopQ)
+	wg.Wait()
+	if bad.Load() > 0 || queries.Load() < 100 {
+		t.Fatalf("%d of %d queries during the rebuild answered wrong or failed", bad.Load(), queries.Load())
+	}
+	if after := digestOf(t, pl); after != before {
+		t.Fatalf("rebuilt projection %s differs from the live one %s", after, before)
+	}
+	pr, _ := pl.RebuildProgress()
+	if pr.Running || pr.Error != "" || pr.Applied != uint64(len(msgs)) {
+		t.Fatalf("progress after rebuild: %+v", pr)
+	}
+	if got := counterValue(t, reg, "enrollstatus_rebuilds_total"); got != 1 {
+		t.Fatalf("enrollstatus_rebuilds_total = %v, want 1", got)
+	}
+	if _, err := os.Stat(path + ".rebuild"); !os.IsNotExist(err) {
+		t.Fatalf("the rebuild file is still there: %v", err)
+	}
+
+	// The live consumer goes on, on the new file.
+	more := h.gen.History(500)
+	h.produce(more)
+	waitFor(t, "consuming after the swap", func() bool { return appliedOf(pl) == uint64(len(msgs)+len(more)) })
+	if pl.Ready() != nil {
+		t.Fatalf("unready after the swap: %v", pl.Ready())
+	}
+}
+
+// counterValue returns the first series of a counter family in reg.
+func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// TestSnapshotRestoreResume takes an online snapshot, restores it into a
+// new data directory, resumes consuming from the snapshot's offsets, and
+// checks the result equals the live projection: a new replica that did not
+// replay what the snapshot holds.
+func TestSnapshotRestoreResume(t *testing.T) {
+	h := newHarness(t)
+	first := append(h.gen.Catalog(), h.gen.History(3000)...)
+	h.produce(first)
+	live, _, _ := h.start(filepath.Join(t.TempDir(), store.FileName))
+	waitFor(t, "live ready", func() bool { return live.Ready() == nil && appliedOf(live) == uint64(len(first)) })
+
+	var snap bytes.Buffer
+	var announced int64
+	if _, err := live.Snapshot(&snap, func(n int64) { announced = n }); err != nil {
+		t.Fatal(err)
+	}
+	if announced != int64(snap.Len()) {
+		t.Fatalf("snapshot announced %d bytes, wrote %d", announced, snap.Len())
+	}
+	replicaPath := filepath.Join(t.TempDir(), store.FileName)
+	if err := os.WriteFile(replicaPath, snap.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	second := h.gen.History(1000)
+	h.produce(second)
+	total := uint64(len(first) + len(second))
+	replica, _, _ := h.start(replicaPath)
+	waitFor(t, "both caught up", func() bool { return appliedOf(live) == total && appliedOf(replica) == total })
+	if a, b := digestOf(t, live), digestOf(t, replica); a != b {
+		t.Fatalf("restored replica %s differs from live %s", b, a)
+	}
+}
+
+// TestTwoReplicasConverge runs two independent replicas on the same topics:
+// each builds the full projection (no consumer group splits the partitions).
+func TestTwoReplicasConverge(t *testing.T) {
+	h := newHarness(t)
+	msgs := append(h.gen.Catalog(), h.gen.History(3000)...)
+	a, regA, _ := h.start(filepath.Join(t.TempDir(), store.FileName))
+	b, _, _ := h.start(filepath.Join(t.TempDir(), store.FileName))
+	h.produce(msgs[:1500])
+	h.produce(msgs[1500:])
+	n := uint64(len(msgs))
+	waitFor(t, "both replicas complete", func() bool { return appliedOf(a) == n && appliedOf(b) == n })
+	if da, db := digestOf(t, a), digestOf(t, b); da != db {
+		t.Fatalf("replicas differ: %s vs %s", da, db)
+	}
+	// Metrics move: the applied counter equals what was produced.
+	var applied float64
+	mfs, _ := regA.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "enrollstatus_events_total" {
+			for _, m := range mf.GetMetric() {
+				applied += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if applied != float64(n) {
+		t.Fatalf("enrollstatus_events_total sums to %v, want %d", applied, n)
+	}
+}
