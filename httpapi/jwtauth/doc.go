@@ -1,0 +1,33 @@
+// Package jwtauth verifies the JWTs the Open edX LMS issues, as its
+// JwtAuthentication (edx-drf-extensions) does, and returns the username
+// they were issued for.
+//
+// Keys: HS256 tokens are checked against one or more shared secrets
+// (rotation: any of them verifies); RS256/RS384/RS512 and ES256/ES384/ES512
+// tokens against the public keys of a JWK set given inline, as a file, or
+// by URL (keyfunc/jwkset: fetched at start, refreshed periodically, and on a
+// kid no key has, at most once per interval; a token with a made-up kid
+// inside the interval is refused at once, without a fetch). Each algorithm
+// is bound to its kind of key: the secrets never verify an RS or ES token,
+// a JWK set's keys never verify an HS256 token (a shared-secret key in an
+// inline or file set is a configuration error; one fetched from the URL is
+// ignored), and "none" is never accepted.
+//
+// Claims: exp is required; nbf and iat, when present, must not be in the
+// future; all three with Config.Leeway. iss must be one of Config.Issuers
+// and aud (a string or a list) must hold one of Config.Audiences, when they
+// are configured. The user is preferred_username, or username when it is
+// absent (old LMS tokens); a token with neither is refused.
+//
+// Every refusal is an *Error whose Detail is meant for the client. The LMS
+// answers "Invalid token." to almost every failure; the details here name
+// the failed check, and never contain the token or anything about the keys.
+//
+// Caveats, against the LMS: the LMS requires iat and checks exp without
+// leeway while verifying the signature; here iat is optional and the leeway
+// applies to exp too. The LMS accepts RS256 and RS512 (its default signing
+// algorithm) and HS256; the others accepted here are harmless extensions.
+//
+// The JWK set's refresh goroutine belongs to jwkset; it ends when Close
+// cancels its context, but cannot be waited for.
+package jwtauth

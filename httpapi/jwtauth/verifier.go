@@ -1,0 +1,260 @@
+package jwtauth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/MicahParks/keyfunc/v3"
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Details a client sees when its token is refused. The LMS answers
+// "Invalid token." for nearly every failure; these say which check failed
+// without saying anything about the keys.
+const (
+	DetailMalformed   = "Error decoding signature."
+	DetailExpired     = "Signature has expired."
+	DetailNotYetValid = "Token is not yet valid."
+	DetailIssuer      = "Invalid issuer."
+	DetailAudience    = "Invalid audience."
+	DetailMissingExp  = `Token is missing the "exp" claim.`
+	DetailMissingAud  = `Token is missing the "aud" claim.`
+	DetailInvalid     = "Invalid token."
+	DetailNoUsername  = "JWT must include a preferred_username or username claim!"
+)
+
+// Error is why a token was refused. Its Error is the detail for the client
+// and never contains the token; Unwrap gives the cause, for logs.
+type Error struct {
+	Detail string
+	cause  error
+}
+
+func (e *Error) Error() string { return e.Detail }
+func (e *Error) Unwrap() error { return e.cause }
+
+// Options are the Verifier's collaborators. Every field may be left zero.
+type Options struct {
+	// Logger receives JWKS refresh failures. Nil: discarded.
+	Logger *slog.Logger
+	// Now is the clock exp, nbf and iat are checked against. Nil: time.Now.
+	Now func() time.Time
+	// Client fetches JWKSURL. Nil: a client with Config.JWKSTimeout. Either
+	// way, responses larger than Config.JWKSMaxBytes are refused.
+	Client *http.Client
+}
+
+// Verifier checks JWTs. It is safe for concurrent use.
+type Verifier struct {
+	parser  *jwt.Parser
+	secrets jwt.VerificationKeySet // HS256; empty when none are configured
+	jwks    keyfunc.Keyfunc        // RS/ES; nil when no JWK set is configured
+	issuers []string
+	stop    context.CancelFunc
+}
+
+// Algorithms accepted with each kind of key. An algorithm is only ever
+// verified against its own kind of key: HS256 against the shared secrets, the
+// others against the JWK set's RSA or EC public keys of the matching curve.
+// So a JWK set never verifies an HS256 token (no key confusion), and "none"
+// is never accepted.
+var (
+	hmacAlgs       = []string{"HS256"}
+	asymmetricAlgs = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512"}
+)
+
+// New builds a Verifier. When cfg.JWKSURL is set it fetches the set once
+// (a failure is logged: the set is fetched again on the first unknown kid)
+// and starts the background refresh, which runs until Close.
+func New(cfg Config, opts Options) (*Verifier, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	v := &Verifier{issuers: slices.Clone(cfg.Issuers), stop: stop}
+	var methods []string
+	for _, s := range cfg.Secrets {
+		v.secrets.Keys = append(v.secrets.Keys, []byte(s))
+	}
+	if len(v.secrets.Keys) > 0 {
+		methods = append(methods, hmacAlgs...)
+	}
+	jwks, err := newJWKS(ctx, cfg, opts)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	if jwks != nil {
+		v.jwks = jwks
+		methods = append(methods, asymmetricAlgs...)
+	}
+	popts := []jwt.ParserOption{
+		jwt.WithValidMethods(methods),
+		jwt.WithLeeway(cfg.Leeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+		jwt.WithTimeFunc(opts.Now),
+	}
+	if len(cfg.Audiences) > 0 {
+		popts = append(popts, jwt.WithAudience(cfg.Audiences...))
+	}
+	v.parser = jwt.NewParser(popts...)
+	return v, nil
+}
+
+// Close stops the background refresh of the JWK set.
+func (v *Verifier) Close() { v.stop() }
+
+// claims is what the service reads from a token.
+type claims struct {
+	jwt.RegisteredClaims
+	PreferredUsername string `json:"preferred_username"`
+	// Username is read when preferred_username is absent, as
+	// edx-drf-extensions does for old tokens.
+	Username string `json:"username"`
+}
+
+// Verify checks a token (the part after "JWT " or "Bearer ") and returns the
+// username it was issued for. A refusal is an *Error. ctx bounds the refresh
+// of the JWK set that an unknown kid may trigger.
+func (v *Verifier) Verify(ctx context.Context, token string) (string, error) {
+	var c claims
+	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		return v.key(ctx, t)
+	})
+	if err != nil {
+		return "", refusal(err, &c)
+	}
+	if len(v.issuers) > 0 && !slices.Contains(v.issuers, c.Issuer) {
+		return "", &Error{Detail: DetailIssuer, cause: fmt.Errorf("issuer %q is not accepted", c.Issuer)}
+	}
+	username := c.PreferredUsername
+	if username == "" {
+		username = c.Username
+	}
+	if username == "" {
+		return "", &Error{Detail: DetailNoUsername}
+	}
+	return username, nil
+}
+
+// refusal names the first failed check, in the order PyJWT reports them.
+func refusal(err error, c *claims) *Error {
+	detail := DetailInvalid
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		detail = DetailMalformed
+	case errors.Is(err, jwt.ErrTokenUnverifiable), errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		detail = DetailInvalid
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		detail = DetailMissingAud
+		if c.ExpiresAt == nil {
+			detail = DetailMissingExp
+		}
+	case errors.Is(err, jwt.ErrTokenExpired):
+		detail = DetailExpired
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		detail = DetailNotYetValid
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		detail = DetailAudience
+	}
+	return &Error{Detail: detail, cause: err}
+}
+
+// key returns the keys that may verify t: the shared secrets for HS256, the
+// JWK set's keys of the right type for the others.
+func (v *Verifier) key(ctx context.Context, t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	switch {
+	case slices.Contains(hmacAlgs, alg) && len(v.secrets.Keys) > 0:
+		return v.secrets, nil
+	case slices.Contains(asymmetricAlgs, alg) && v.jwks != nil:
+		k, err := v.jwks.KeyfuncCtx(ctx)(t)
+		if err != nil {
+			return nil, err
+		}
+		set, ok := k.(jwt.VerificationKeySet)
+		if !ok {
+			set.Keys = []jwt.VerificationKey{k}
+		}
+		var fit jwt.VerificationKeySet
+		for _, k := range set.Keys {
+			if fits(alg, k) {
+				fit.Keys = append(fit.Keys, k)
+			}
+		}
+		if len(fit.Keys) == 0 {
+			return nil, fmt.Errorf("no %s key in the JWK set for this token", alg)
+		}
+		return fit, nil
+	}
+	return nil, fmt.Errorf("algorithm %q is not accepted", alg)
+}
+
+// fits reports whether key is of the type, and curve, that alg needs.
+func fits(alg string, key any) bool {
+	switch k := key.(type) {
+	case *rsa.PublicKey:
+		return alg == "RS256" || alg == "RS384" || alg == "RS512"
+	case *ecdsa.PublicKey:
+		switch alg {
+		case "ES256":
+			return k.Curve == elliptic.P256()
+		case "ES384":
+			return k.Curve == elliptic.P384()
+		case "ES512":
+			return k.Curve == elliptic.P521()
+		}
+	}
+	return false
+}
+
+// limitBody refuses response bodies over max bytes, so a misbehaving key
+// server cannot make the service buffer an unbounded JWK set.
+type limitBody struct {
+	next http.RoundTripper
+	max  int64
+}
+
+func (l limitBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := l.next.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &cappedBody{ReadCloser: resp.Body, left: l.max}
+	return resp, nil
+}
+
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+var errTooLarge = errors.New("JWK set response is larger than JWKSMaxBytes")
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.ReadCloser.Read(p)
+	if int64(n) > b.left {
+		return 0, errTooLarge
+	}
+	b.left -= int64(n)
+	return n, err
+}
