@@ -41,5 +41,8 @@ func newHTTPServer(cfg *Config, statuses httpapi.Statuses, health httpapi.Health
 // newAvroDecoder returns the event-bus decoder, with the schema registry
 // when one is configured.
 func newAvroDecoder(cfg *Config, log *slog.Logger) (*consumer.AvroDecoder, error) {
-	return &consumer.AvroDecoder{}, nil
+	return consumer.NewAvroDecoder(consumer.AvroOptions{
+		RegistryURL: cfg.SchemaRegistryURL,
+		Logger:      log.With("component", "avro"),
+	})
 }
