@@ -263,3 +263,25 @@ func TestValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestFullRecordKeepsSmallestCourses(t *testing.T) {
+	// The same events in two orders give the same bounded record.
+	var events []projection.Event
+	for i := range projection.MaxCoursesPerUser + 50 {
+		events = append(events, enroll(fmt.Sprintf("course-v1:O+%06d+R", (i*7919)%(projection.MaxCoursesPerUser+50)), days(1), days(1), true))
+	}
+	forward := apply(events...)
+	var backward []projection.Event
+	for i := len(events) - 1; i >= 0; i-- {
+		backward = append(backward, events[i])
+	}
+	reverse := apply(backward...)
+	if len(forward.Courses) != projection.MaxCoursesPerUser || len(reverse.Courses) != projection.MaxCoursesPerUser {
+		t.Fatalf("records hold %d and %d courses, want %d", len(forward.Courses), len(reverse.Courses), projection.MaxCoursesPerUser)
+	}
+	last := fmt.Sprintf("course-v1:O+%06d+R", projection.MaxCoursesPerUser-1)
+	if forward.Courses[len(forward.Courses)-1].CourseID != last || reverse.Courses[len(reverse.Courses)-1].CourseID != last {
+		t.Fatalf("records end at %s and %s, want %s", forward.Courses[len(forward.Courses)-1].CourseID,
+			reverse.Courses[len(reverse.Courses)-1].CourseID, last)
+	}
+}

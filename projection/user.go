@@ -57,15 +57,32 @@ func (s EnrollmentState) wins(o EnrollmentState) bool {
 	return s.Mode > o.Mode
 }
 
-// course returns the entry for courseID, inserting an empty one in order.
-func (u *User) course(courseID string) *UserCourse {
+// MaxCoursesPerUser bounds a record, so that a flood of events for one user
+// cannot make every update and query of that user ever slower. A record that
+// is full keeps the entries with the smallest course ids (the ones an answer
+// considers first, since the LMS's limit takes courses in that order): the
+// kept set does not depend on the order events arrive in.
+const MaxCoursesPerUser = 10000
+
+// course returns the entry for courseID, inserting an empty one in order,
+// and the course id it evicted to make room, if any. It returns nil when the
+// record is full of courses that sort before courseID.
+func (u *User) course(courseID string) (c *UserCourse, evicted string) {
 	i, found := slices.BinarySearchFunc(u.Courses, courseID, func(c UserCourse, id string) int {
 		return strings.Compare(c.CourseID, id)
 	})
-	if !found {
-		u.Courses = slices.Insert(u.Courses, i, UserCourse{CourseID: courseID})
+	if found {
+		return &u.Courses[i], ""
 	}
-	return &u.Courses[i]
+	if len(u.Courses) >= MaxCoursesPerUser {
+		if i == len(u.Courses) {
+			return nil, ""
+		}
+		evicted = u.Courses[len(u.Courses)-1].CourseID
+		u.Courses = u.Courses[:len(u.Courses)-1]
+	}
+	u.Courses = slices.Insert(u.Courses, i, UserCourse{CourseID: courseID})
+	return &u.Courses[i], evicted
 }
 
 // Course returns the entry for courseID, if any.
@@ -79,27 +96,37 @@ func (u *User) Course(courseID string) (UserCourse, bool) {
 	return u.Courses[i], true
 }
 
-// Apply merges a user event into the record. Course metadata carried by the
-// event (an enrollment's course name) is not: it belongs to the course, see
-// MetaOf and SetView. Events about other users and course events are ignored;
-// the caller routes them.
-func (u *User) Apply(e Event) {
+// Apply merges a user event into the record and returns the course id whose
+// entry it evicted, if the record was full (see MaxCoursesPerUser). Course
+// metadata carried by the event (an enrollment's course name) is not merged:
+// it belongs to the course, see MetaOf and SetView. Events about other users
+// and course events are ignored; the caller routes them.
+func (u *User) Apply(e Event) (evicted string) {
 	switch e := e.(type) {
 	case Enrollment:
 		u.rename(e.Username, e.Time)
-		c := u.course(e.CourseID)
+		c, evicted := u.course(e.CourseID)
+		if c == nil {
+			return ""
+		}
 		v := EnrollmentState{Active: e.Active, Mode: e.Mode, Created: e.Created.UTC(), Time: e.Time.UTC()}
 		if !c.Enrollment.Known() || v.wins(c.Enrollment) {
 			c.Enrollment = v
 		}
+		return evicted
 	case Completion:
-		c := u.course(e.CourseID)
+		c, evicted := u.course(e.CourseID)
+		if c == nil {
+			return ""
+		}
 		if e.Created.After(c.LastCompletion) {
 			c.LastCompletion = e.Created.UTC()
 		}
+		return evicted
 	case UserInfo:
 		u.rename(e.Username, e.Time)
 	}
+	return ""
 }
 
 func (u *User) rename(name string, t time.Time) {

@@ -150,8 +150,12 @@ func (w *writer) applyUser(id int64, events []projection.Event) (dropped int, er
 	for _, e := range events {
 		course := courseOf(e)
 		isNew := course != "" && !u.HasCourse(course)
-		u.Apply(e)
-		if isNew {
+		if evicted := u.Apply(e); evicted != "" {
+			if err := w.members.Delete(memberKey(evicted, id)); err != nil {
+				return 0, err
+			}
+		}
+		if isNew && u.HasCourse(course) {
 			if err := w.join(&u, course); err != nil {
 				return 0, err
 			}
