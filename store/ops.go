@@ -86,3 +86,26 @@ func (s *Store) Rename(path string) error {
 	s.path = path
 	return nil
 }
+
+// CompactInto copies the projection into a new file at dst while the store
+// stays open (a read transaction gives a consistent view; the caller makes
+// sure nothing writes meanwhile if the copy must be complete), and opens it.
+func (s *Store) CompactInto(dst string, opts Options) (*Store, error) {
+	if _, err := os.Stat(dst); err == nil {
+		return nil, fmt.Errorf("compact: %s exists", dst)
+	}
+	out, err := bolt.Open(dst, 0o600, &bolt.Options{Timeout: opts.Timeout})
+	if err != nil {
+		return nil, fmt.Errorf("compact: create %s: %w", dst, err)
+	}
+	if err := bolt.Compact(out, s.db, 64<<20); err != nil {
+		out.Close()
+		os.Remove(dst)
+		return nil, fmt.Errorf("compact: %w", err)
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(dst)
+		return nil, err
+	}
+	return Open(dst, opts)
+}

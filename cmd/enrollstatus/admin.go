@@ -150,6 +150,17 @@ func mountAdmin(g *echo.Group, pl *pipeline.Pipeline, ctx context.Context, log *
 		return c.JSON(http.StatusAccepted, map[string]any{"detail": "rebuild started; GET /admin/rebuild for progress"})
 	})
 
+	g.POST("/compact", func(c echo.Context) error {
+		before, after, err := pl.Compact(c.Request().Context())
+		if errors.Is(err, pipeline.ErrRebuildRunning) {
+			return c.JSON(http.StatusConflict, map[string]any{"detail": err.Error()})
+		}
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, map[string]any{"bytes_before": before, "bytes_after": after})
+	})
+
 	g.GET("/rebuild", func(c echo.Context) error {
 		pr, ok := pl.RebuildProgress()
 		if !ok {

@@ -68,8 +68,9 @@ func Open(opts Options) (*Pipeline, error) {
 	}
 	p := &Pipeline{opts: opts, log: opts.Log, st: st, pause: make(chan pauseRequest),
 		rm: newRebuildMetrics(opts.Registerer)}
-	// A file left by a rebuild that did not finish is useless.
+	// Files left by a rebuild or compaction that did not finish are useless.
 	os.Remove(rebuildPath(opts.Path))
+	os.Remove(opts.Path + ".compact")
 	return p, nil
 }
 
@@ -196,8 +197,52 @@ func (p *Pipeline) RebuildProgress() (Progress, bool) {
 	return Progress{}, false
 }
 
+// Compact rewrites the live projection into a new, dense file and swaps it
+// in, while queries go on: consuming pauses for the copy, so nothing written
+// is lost. Afterwards no byte of erased data (retired users) remains in the
+// file, and the file is as small as its content.
+func (p *Pipeline) Compact(ctx context.Context) (before, after int64, err error) {
+	if !p.running.CompareAndSwap(false, true) {
+		return 0, 0, ErrRebuildRunning
+	}
+	defer p.running.Store(false)
+	req := pauseRequest{paused: make(chan struct{}), resume: make(chan struct{})}
+	select {
+	case p.pause <- req:
+	case <-ctx.Done():
+		return 0, 0, ctx.Err()
+	}
+	defer close(req.resume)
+	<-req.paused
+
+	cur := p.current()
+	if fi, err := os.Stat(cur.Path()); err == nil {
+		before = fi.Size()
+	}
+	tmp := p.opts.Path + ".compact"
+	os.Remove(tmp)
+	next, err := cur.CompactInto(tmp, p.opts.Store)
+	if err != nil {
+		return before, 0, err
+	}
+	if err := next.Rename(p.opts.Path); err != nil {
+		next.Close()
+		os.Remove(tmp)
+		return before, 0, err
+	}
+	p.mu.Lock()
+	old := p.st
+	p.st = next
+	p.mu.Unlock()
+	if fi, err := os.Stat(p.opts.Path); err == nil {
+		after = fi.Size()
+	}
+	p.log.Info("projection compacted", "bytes_before", before, "bytes_after", after)
+	return before, after, old.Close()
+}
+
 // ErrRebuildRunning is returned when a rebuild is asked for during another.
-var ErrRebuildRunning = errors.New("a rebuild is already running")
+var ErrRebuildRunning = errors.New("a rebuild or compaction is already running")
 
 // Rebuild replays the topics from the earliest offsets (or from the first
 // message at or after from) into a new file while queries go on from the

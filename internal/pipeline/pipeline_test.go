@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -272,4 +273,45 @@ func TestTwoReplicasConverge(t *testing.T) {
 	if applied != float64(n) {
 		t.Fatalf("enrollstatus_events_total sums to %v, want %d", applied, n)
 	}
+}
+
+// TestRetirementLeavesNoTrace retires a user, compacts online, and scans the
+// projection file: no byte of the username remains.
+func TestRetirementLeavesNoTrace(t *testing.T) {
+	h := newHarness(t)
+	const secret = "Zygmunt_Qx7_Privacy"
+	enroll := func(course string) synth.Message {
+		return synth.Message{Key: []byte(course), Value: []byte(`{"specversion":"1.0","type":"org.openedx.learning.course.enrollment.created.v1","id":"x","time":"2026-11-01T10:00:00Z","data":{"enrollment":{"user":{"id":424242,"is_active":true,"pii":{"username":"` + secret + `","email":"z@example.com","name":"Z"}},"course":{"course_key":"` + course + `","display_name":"C"},"mode":"audit","is_active":true,"creation_date":"2026-11-01T10:00:00Z"}}}`)}
+	}
+	msgs := append(h.gen.Catalog(), h.gen.History(2000)...)
+	for i := range 30 {
+		msgs = append(msgs, enroll(h.gen.Courses[i%len(h.gen.Courses)].Key))
+	}
+	h.produce(msgs)
+	path := filepath.Join(t.TempDir(), store.FileName)
+	pl, _, _ := h.start(path)
+	waitFor(t, "ingest", func() bool { return appliedOf(pl) == uint64(len(msgs)) })
+	if got, _, _ := pl.Status(context.Background(), secret, h.now); len(got) == 0 {
+		t.Fatal("the user was not projected; the test proves nothing")
+	}
+	raw, _ := os.ReadFile(path)
+	if !bytes.Contains(raw, []byte(secret)) {
+		t.Fatal("the username is not in the file before retirement; the scan proves nothing")
+	}
+
+	h.produce([]synth.Message{{Key: []byte("u"), Value: []byte(`{"specversion":"1.0","type":"enrollstatus.user.retired.v1","id":"r","time":"2026-11-02T10:00:00Z","data":{"user_id":424242,"username":"` + secret + `"}}`)}})
+	waitFor(t, "retirement", func() bool { return appliedOf(pl) == uint64(len(msgs)+1) })
+	if _, _, err := pl.Compact(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = os.ReadFile(path)
+	if bytes.Contains(raw, []byte(secret)) || bytes.Contains(raw, []byte(strings.ToLower(secret))) {
+		t.Fatal("the retired username is still in the projection file after compaction")
+	}
+	if got, _, _ := pl.Status(context.Background(), secret, h.now); len(got) != 0 {
+		t.Fatalf("the retired user still answers %v", got)
+	}
+	// Consuming continues on the compacted file.
+	h.produce(h.gen.History(100))
+	waitFor(t, "consuming after compaction", func() bool { return appliedOf(pl) == uint64(len(msgs)+101) })
 }
