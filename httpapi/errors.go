@@ -76,7 +76,8 @@ const statusClientClosed = 499
 // statuses. It writes {"detail": ...} and logs server faults.
 func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
-		s.log.Error("http: error after the response was sent", "route", routeOf(c), "err", err)
+		// Nearly always the client going away mid-answer.
+		s.log.Debug("http: error after the response was sent", "route", routeOf(c), "err", err)
 		return
 	}
 	status, detail := http.StatusInternalServerError, detailServerError

@@ -26,8 +26,8 @@ const (
 	unmatchedRoute = "unmatched"
 )
 
-// Versions are the API versions the route answers, all alike.
-var Versions = []string{"v4", "v3", "v2", "v1", "v0.5"}
+// versions are the API versions the route answers, all alike.
+var versions = []string{"v4", "v3", "v2", "v1", "v0.5"}
 
 // matchStatus matches a decoded path against the view's pattern. It returns
 // the username and whether the path routes to the view; when it does not,
@@ -58,7 +58,7 @@ func matchStatus(path string) (username string, match, slash bool) {
 }
 
 func validVersion(v string) bool {
-	for _, w := range Versions {
+	for _, w := range versions {
 		if v == w {
 			return true
 		}

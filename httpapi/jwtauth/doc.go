@@ -16,8 +16,10 @@
 // Claims: exp is required; nbf and iat, when present, must not be in the
 // future; all three with Config.Leeway. iss must be one of Config.Issuers
 // and aud (a string or a list) must hold one of Config.Audiences, when they
-// are configured. The user is preferred_username, or username when it is
-// absent (old LMS tokens); a token with neither is refused.
+// are configured. A "version" claim, when present, must have major version
+// 1, as the LMS's JWT_SUPPORTED_VERSION (1.2.0) demands. The user is
+// preferred_username, or username when it is absent (old LMS tokens); a
+// token with neither is refused.
 //
 // Every refusal is an *Error whose Detail is meant for the client. The LMS
 // answers "Invalid token." to almost every failure; the details here name

@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/MicahParks/keyfunc/v3"
@@ -127,7 +129,14 @@ type claims struct {
 	// Username is read when preferred_username is absent, as
 	// edx-drf-extensions does for old tokens.
 	Username string `json:"username"`
+	// Version is the LMS's token format version, "1.2.0" today.
+	Version *string `json:"version"`
 }
+
+// supportedMajor is the newest major token version accepted, as the LMS's
+// JWT_SUPPORTED_VERSION (1.2.0) does: a token of a later major version has
+// claims this service would misread.
+const supportedMajor = 1
 
 // Verify checks a token (the part after "JWT " or "Bearer ") and returns the
 // username it was issued for. A refusal is an *Error. ctx bounds the refresh
@@ -143,6 +152,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (string, error) {
 	if len(v.issuers) > 0 && !slices.Contains(v.issuers, c.Issuer) {
 		return "", &Error{Detail: DetailIssuer, cause: fmt.Errorf("issuer %q is not accepted", c.Issuer)}
 	}
+	if c.Version != nil && !supportedVersion(*c.Version) {
+		return "", &Error{Detail: DetailInvalid, cause: fmt.Errorf("token version %q is unsupported", *c.Version)}
+	}
 	username := c.PreferredUsername
 	if username == "" {
 		username = c.Username
@@ -151,6 +163,17 @@ func (v *Verifier) Verify(ctx context.Context, token string) (string, error) {
 		return "", &Error{Detail: DetailNoUsername}
 	}
 	return username, nil
+}
+
+// supportedVersion reports whether v is a semantic version whose major
+// number is at most supportedMajor.
+func supportedVersion(v string) bool {
+	major, rest, ok := strings.Cut(v, ".")
+	if !ok || strings.Count(rest, ".") != 1 {
+		return false
+	}
+	n, err := strconv.Atoi(major)
+	return err == nil && n >= 0 && n <= supportedMajor && major == strconv.Itoa(n)
 }
 
 // refusal names the first failed check, in the order PyJWT reports them.

@@ -103,6 +103,11 @@ func TestVerify(t *testing.T) {
 			jwttest.HS256(t, secret, with(iss, "iss", "https://other.example.com/oauth2", "aud", []string{"x", "mobile"})), "Alice", true},
 		{"expired within leeway", full, jwttest.HS256(t, secret, with(base, "exp", now.Unix())), "Alice", true},
 
+		{"version 1.0.0", full, jwttest.HS256(t, secret, with(base, "version", "1.0.0")), "Alice", true},
+		{"no version", full, jwttest.HS256(t, secret, with(base, "version", nil)), "Alice", true},
+		{"version 2.0.0", full, jwttest.HS256(t, secret, with(base, "version", "2.0.0")), jwtauth.DetailInvalid, false},
+		{"version not semantic", full, jwttest.HS256(t, secret, with(base, "version", "one")), jwtauth.DetailInvalid, false},
+		{"version not a string", full, jwttest.HS256(t, secret, with(base, "version", 1)), jwtauth.DetailMalformed, false},
 		{"wrong secret", full, jwttest.HS256(t, "not-the-secret", base), jwtauth.DetailInvalid, false},
 		{"alg none", full, jwttest.None(base), jwtauth.DetailInvalid, false},
 		{"alg none, JWKS only", jwksOnly, jwttest.None(base), jwtauth.DetailInvalid, false},
