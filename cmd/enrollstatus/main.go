@@ -70,6 +70,7 @@ Commands:
             online on a running instance with --url)
   snapshot  download a consistent copy of a running instance's projection
   restore   put a snapshot (file or URL) into a data directory, for a new replica
+  probe     exit 0 when a URL answers 200 (a container health check)
 
 Run 'enrollstatus <command> --help' for a command's flags. Every flag can be
 set with an environment variable: --data-dir is ENROLLSTATUS_DATA_DIR.
@@ -95,6 +96,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runCompact(ctx, rest, getenv, stdout, stderr)
 	case "token":
 		return runToken(ctx, rest, getenv, stdout, stderr)
+	case "probe":
+		return runProbe(ctx, rest, getenv, stdout, stderr)
 	case "rebuild":
 		return runRebuild(ctx, rest, getenv, stdout, stderr)
 	case "snapshot":
