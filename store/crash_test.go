@@ -30,7 +30,7 @@ func crashLog() [][]projection.Event {
 
 // consumeAll is what a consumer does: resume every partition from the stored
 // offset and apply small batches until the log is consumed.
-func consumeAll(path string, rng *rand.Rand) error {
+func consumeAll(path string, rng *rand.Rand, maxBatch int) error {
 	s, err := store.Open(path, store.DefaultOptions())
 	if err != nil {
 		return err
@@ -45,7 +45,7 @@ func consumeAll(path string, rng *rand.Rand) error {
 		b := store.Batch{Offsets: map[store.Partition]int64{}}
 		for p := range log {
 			next := offs[store.Partition{Topic: "log", Partition: p}]
-			end := min(int64(len(log[p])), next+int64(rng.IntN(5)))
+			end := min(int64(len(log[p])), next+int64(rng.IntN(maxBatch)))
 			b.Events = append(b.Events, log[p][next:end]...)
 			b.Messages += int(end - next)
 			b.Offsets[store.Partition{Topic: "log", Partition: p}] = end
@@ -68,7 +68,11 @@ func consumeAll(path string, rng *rand.Rand) error {
 
 func TestMain(m *testing.M) {
 	if path := os.Getenv("STORE_CRASH_CHILD"); path != "" {
-		if err := consumeAll(path, rand.New(rand.NewPCG(uint64(os.Getpid()), 1))); err != nil {
+		maxBatch := 5 // small batches: many commits for the kills to land between
+		if os.Getenv("STORE_CRASH_FINISH") != "" {
+			maxBatch = 500
+		}
+		if err := consumeAll(path, rand.New(rand.NewPCG(uint64(os.Getpid()), 1)), maxBatch); err != nil {
 			os.Stderr.WriteString(err.Error())
 			os.Exit(2)
 		}
@@ -94,6 +98,9 @@ func TestCrashSafety(t *testing.T) {
 		}
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "STORE_CRASH_CHILD="+path)
+		if kills >= 25 {
+			cmd.Env = append(cmd.Env, "STORE_CRASH_FINISH=1")
+		}
 		cmd.Stderr = os.Stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
