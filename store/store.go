@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/enrollstatus/enrollstatus/projection"
 )
@@ -88,7 +89,7 @@ func Open(path string, opts Options) (*Store, error) {
 		NoFreelistSync: true,
 	})
 	if err != nil {
-		if errors.Is(err, bolt.ErrTimeout) {
+		if errors.Is(err, berrors.ErrTimeout) {
 			return nil, fmt.Errorf("open %s: another process holds it (is a service running on this data directory?): %w", path, err)
 		}
 		return nil, fmt.Errorf("open %s: %w", path, err)
