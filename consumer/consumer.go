@@ -157,6 +157,7 @@ func contains(list []string, s string) bool {
 // reads end offsets for lag and readiness, every PollInterval.
 func (c *Consumer) pollLoop(ctx context.Context, readers *errgroup.Group) error {
 	started := map[Position]bool{}
+	var lastWarn time.Time
 	t := time.NewTicker(c.cfg.PollInterval)
 	defer t.Stop()
 	for {
@@ -164,9 +165,14 @@ func (c *Consumer) pollLoop(ctx context.Context, readers *errgroup.Group) error 
 			if ctx.Err() != nil {
 				return nil
 			}
-			if c.connected.Swap(false) {
+			switch {
+			case c.connected.Swap(false):
 				c.log.Warn("lost contact with the brokers; serving from the projection", "err", err)
-			} else {
+				lastWarn = time.Now()
+			case time.Since(lastWarn) >= time.Minute:
+				c.log.Warn("brokers unreachable; retrying", "brokers", strings.Join(c.cfg.Brokers, ","), "err", err)
+				lastWarn = time.Now()
+			default:
 				c.log.Debug("brokers unreachable", "err", err)
 			}
 			c.m.connected.Set(0)
