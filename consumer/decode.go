@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/enrollstatus/enrollstatus/projection"
 )
@@ -108,6 +109,11 @@ func (d *Decoder) decode(m Message) (Decoded, error) {
 	trimmed := bytes.TrimLeft(m.Value, " \t\r\n")
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		return Decoded{Type: "unknown"}, undecodable("neither Confluent-framed Avro nor a JSON object")
+	}
+	if !utf8.Valid(trimmed) {
+		// encoding/json would quietly turn the bad bytes into U+FFFD and
+		// change an identifier; JSON must be UTF-8 (RFC 8259).
+		return Decoded{Type: "unknown"}, undecodable("JSON that is not valid UTF-8")
 	}
 	switch probeJSON(trimmed) {
 	case jsonCloudEvent:

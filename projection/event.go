@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Event is one fact the projection learns from a stream. The concrete types are
@@ -98,6 +99,8 @@ func validCourse(id string) error {
 		return invalid("course id of %d bytes exceeds %d", len(id), MaxKeyLen)
 	case strings.IndexByte(id, 0) >= 0:
 		return invalid("course id contains a NUL byte")
+	case !utf8.ValidString(id):
+		return invalid("course id is not valid UTF-8")
 	}
 	return nil
 }
@@ -115,6 +118,9 @@ func validTime(what string, t time.Time) error {
 func validName(what, s string) error {
 	if len(s) > MaxNameLen {
 		return invalid("%s of %d bytes exceeds %d", what, len(s), MaxNameLen)
+	}
+	if !utf8.ValidString(s) {
+		return invalid("%s is not valid UTF-8", what)
 	}
 	return nil
 }

@@ -1,0 +1,93 @@
+package consumer_test
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/enrollstatus/enrollstatus/consumer"
+)
+
+// hostile returns messages a careless or malicious producer could send.
+func hostile() map[string][]byte {
+	enrollment := func(userID, course, created, at string) []byte {
+		return []byte(`{"specversion":"1.0","type":"org.openedx.learning.course.enrollment.created.v1","id":"h","time":"` + at +
+			`","data":{"enrollment":{"user":{"id":` + userID + `,"is_active":true,"pii":{"username":"u"}},"course":{"course_key":"` +
+			course + `","display_name":"n"},"mode":"audit","is_active":true,"creation_date":"` + created + `"}}}`)
+	}
+	const ok = "2026-11-01T10:00:00Z"
+	return map[string][]byte{
+		"oversized":            append([]byte(`{"specversion":"1.0","type":"x","data":"`), append([]byte(strings.Repeat("a", consumer.MaxMessageBytes)), `"}`...)...),
+		"deeply nested":        []byte(`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"` + ok + `","data":` + strings.Repeat(`{"a":`, 100000) + `1` + strings.Repeat(`}`, 100000) + `}`),
+		"huge course id":       enrollment("1", strings.Repeat("c", 100000), ok, ok),
+		"invalid utf-8":        enrollment("1", "course-v1:\xff\xfe+X+Y", ok, ok),
+		"NUL in course id":     enrollment("1", `course-v1:A\u0000B`, ok, ok),
+		"year 0":               enrollment("1", "course-v1:A+B+C", "0000-01-01T00:00:00Z", ok),
+		"year 10000":           enrollment("1", "course-v1:A+B+C", "10000-01-01T00:00:00Z", ok),
+		"negative user id":     enrollment("-5", "course-v1:A+B+C", ok, ok),
+		"user id overflow":     enrollment("99999999999999999999999", "course-v1:A+B+C", ok, ok),
+		"float user id":        enrollment("1.5", "course-v1:A+B+C", ok, ok),
+		"no event time":        []byte(`{"specversion":"1.0","type":"enrollstatus.course.v1","data":{"course_key":"k"}}`),
+		"null data":            []byte(`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"` + ok + `","data":null}`),
+		"wrong types":          []byte(`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"` + ok + `","data":{"course_key":7,"mobile_available":"yes"}}`),
+		"truncated":            []byte(`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"` + ok + `","data":{"course_key":"k"`),
+		"array":                []byte(`[1,2,3]`),
+		"binary":               {0x01, 0x02, 0xff},
+		"avro frame too short": {0x00, 0x00, 0x01},
+		"avro frame no type":   {0x00, 0x00, 0x00, 0x00, 0x01, 0x02, 0x03},
+		"completion of a garbage string": []byte(`{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","time":"` + ok +
+			`","data":{"tracking_log":{"name":"edx.completion.block_completion.changed","timestamp":"` + ok + `","data":"{not json","context":"{}"}}}`),
+	}
+}
+
+// TestHostileMessages: every hostile message is refused with an error that
+// wraps ErrUndecodable (so the poison policy takes it), without a panic, and
+// within memory bounds.
+func TestHostileMessages(t *testing.T) {
+	avro, err := consumer.NewAvroDecoder(consumer.AvroOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := consumer.NewDecoder(avro)
+	for name, value := range hostile() {
+		t.Run(name, func(t *testing.T) {
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
+			d, err := dec.Decode(consumer.Message{Topic: "t", Value: value})
+			runtime.ReadMemStats(&after)
+			if err == nil {
+				t.Fatalf("decoded into %+v, want an undecodable error", d)
+			}
+			if !errors.Is(err, consumer.ErrUndecodable) {
+				t.Fatalf("error %v does not wrap ErrUndecodable", err)
+			}
+			if grown := after.TotalAlloc - before.TotalAlloc; grown > 64<<20 {
+				t.Fatalf("decoding allocated %d MiB", grown>>20)
+			}
+			if d.Type == "" {
+				t.Fatal("no type label for the metrics")
+			}
+			if len(d.Type) > 100 {
+				t.Fatalf("type label of %d bytes: unbounded metric cardinality", len(d.Type))
+			}
+		})
+	}
+}
+
+// TestUnknownTypesAreIgnoredNotPoison: an unknown CloudEvents type is
+// skipped and counted, never fatal, and its label does not explode.
+func TestUnknownTypesAreIgnoredNotPoison(t *testing.T) {
+	dec := consumer.NewDecoder(nil)
+	for i := range 3 {
+		typ := fmt.Sprintf("org.example.made.up.%d.v1", i)
+		d, err := dec.Decode(consumer.Message{Value: []byte(`{"specversion":"1.0","type":"` + typ + `","id":"1","time":"2026-01-01T00:00:00Z","data":{}}`)})
+		if err != nil || len(d.Events) != 0 || d.Ignored == "" {
+			t.Fatalf("unknown type: %+v, %v; want ignored", d, err)
+		}
+		if d.Type != "other" {
+			t.Fatalf("type label %q, want other", d.Type)
+		}
+	}
+}
