@@ -82,7 +82,6 @@ type AvroOptions struct {
 //
 // An AvroDecoder is safe for concurrent use.
 type AvroDecoder struct {
-	api      avro.API
 	builtin  map[string]*builtinType
 	registry *registry // nil: no registry
 	readers  sync.Pool
@@ -153,7 +152,7 @@ func NewAvroDecoder(opts AvroOptions) (*AvroDecoder, error) {
 	// Bounds so that a hostile length prefix cannot allocate more than a
 	// message could hold.
 	api := avro.Config{MaxByteSliceSize: MaxMessageBytes, MaxSliceAllocSize: MaxMessageBytes}.Freeze()
-	a := &AvroDecoder{api: api, builtin: map[string]*builtinType{}, log: opts.Logger}
+	a := &AvroDecoder{builtin: map[string]*builtinType{}, log: opts.Logger}
 	if a.log == nil {
 		a.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -214,8 +213,15 @@ func (a *AvroDecoder) Decode(m Message) (Decoded, error) {
 	schemaID := binary.BigEndian.Uint32(m.Value[1:confluentHeaderLen])
 	body := m.Value[confluentHeaderLen:]
 	ceID, _ := m.Header("ce_id")
+	where := fmt.Sprintf("%s (ce_id %q, schema id %d)", dec.Type, truncate(ceID, 64), schemaID)
 	fail := func(format string, args ...any) (Decoded, error) {
-		return dec, undecodable("%s (ce_id %q, schema id %d): %s", dec.Type, truncate(ceID, 64), schemaID, fmt.Sprintf(format, args...))
+		return dec, undecodable("%s: %s", where, fmt.Sprintf(format, args...))
+	}
+	failWith := func(err error) (Decoded, error) {
+		if errors.Is(err, ErrUndecodable) {
+			return dec, fmt.Errorf("%s: %w", where, err)
+		}
+		return fail("%v", err)
 	}
 
 	bt, ok := a.builtin[ceType]
@@ -245,17 +251,20 @@ func (a *AvroDecoder) Decode(m Message) (Decoded, error) {
 		at = t
 	}
 
-	schema, allowTrailing, err := a.readerSchema(bt, schemaID, minor)
+	schema, exact, err := a.readerSchema(bt, schemaID)
 	if err != nil {
 		return fail("%v", err)
 	}
+	allowTrailing := !exact && minor > builtinMinorVersion
 	read := func(v any) error {
 		trailing, err := a.read(schema, body, v)
 		switch {
 		case err != nil:
 			return err
+		case trailing && exact:
+			return errors.New("bytes left after the record read with its writer schema")
 		case trailing && !allowTrailing:
-			return errors.New("bytes left after the record: the writer schema is not the one this decoder reads with")
+			return fmt.Errorf("bytes left after the record, and ce_minorversion %d is not newer than the built-in schema's (%d)", minor, builtinMinorVersion)
 		case trailing:
 			a.noteNewerMinor(bt.ceType, minor)
 		}
@@ -277,7 +286,7 @@ func (a *AvroDecoder) Decode(m Message) (Decoded, error) {
 			return fail("%v", err)
 		}
 		if e, err = enrollmentEvent(ceType, d, at); err != nil {
-			return fail("%v", err)
+			return failWith(err)
 		}
 	case familyCatalog:
 		var r avroCatalogInfo
@@ -288,9 +297,6 @@ func (a *AvroDecoder) Decode(m Message) (Decoded, error) {
 			return fail("no ce_time header")
 		}
 		c := r.CatalogInfo
-		if err := validUTF8("catalog_info", c.CourseKey, c.Name); err != nil {
-			return fail("%v", err)
-		}
 		e = projection.CourseInfo{CourseID: c.CourseKey, Name: &c.Name, Time: at}
 	case familyTracking:
 		var r avroTrackingEvent
@@ -302,8 +308,9 @@ func (a *AvroDecoder) Decode(m Message) (Decoded, error) {
 			dec.Ignored = fmt.Sprintf("tracking event %q", truncate(t.Name, 100))
 			return dec, nil
 		}
-		if err := validUTF8("tracking_log", t.Data); err != nil {
-			return fail("%v", err)
+		// encoding/json would turn bad bytes into U+FFFD, changing an id.
+		if !utf8.ValidString(t.Data) {
+			return fail("tracking_log.data is not valid UTF-8")
 		}
 		d := trackingLogData{Name: t.Name, Data: json.RawMessage(t.Data)}
 		if at.IsZero() { // the producer always sets ce_time; the log's own time will do
@@ -314,7 +321,7 @@ func (a *AvroDecoder) Decode(m Message) (Decoded, error) {
 			d.Timestamp = flexTime(ts)
 		}
 		if e, err = trackingEvent(d, at); err != nil {
-			return fail("%v", err)
+			return failWith(err)
 		}
 	}
 	dec.Events = []projection.Event{e}
@@ -322,19 +329,20 @@ func (a *AvroDecoder) Decode(m Message) (Decoded, error) {
 }
 
 // readerSchema returns the schema to read a record of type bt written with
-// schemaID, and whether bytes may be left after it.
-func (a *AvroDecoder) readerSchema(bt *builtinType, schemaID uint32, minor int) (avro.Schema, bool, error) {
+// schemaID: resolved from the writer schema (exact), or the built-in one when
+// there is no registry or it cannot tell.
+func (a *AvroDecoder) readerSchema(bt *builtinType, schemaID uint32) (schema avro.Schema, exact bool, err error) {
 	if a.registry != nil {
 		s, err := a.registry.resolved(bt, schemaID)
 		switch {
 		case err == nil:
-			return s, false, nil
+			return s, true, nil
 		case !errors.Is(err, errRegistryUnavailable):
 			return nil, false, err
 		}
 		a.metrics.fallback.Inc()
 	}
-	return bt.schema, minor > builtinMinorVersion, nil
+	return bt.schema, false, nil
 }
 
 // read decodes one record of schema from body into v, and reports whether
@@ -352,9 +360,9 @@ func (a *AvroDecoder) read(schema avro.Schema, body []byte, v any) (trailing boo
 	r.ReadVal(schema, v)
 	if r.Error != nil {
 		if errors.Is(r.Error, io.EOF) || errors.Is(r.Error, io.ErrUnexpectedEOF) {
-			return false, errors.New("Avro record cut short")
+			return false, errors.New("record cut short")
 		}
-		return false, fmt.Errorf("Avro: %w", r.Error)
+		return false, r.Error
 	}
 	r.Peek() // sets r.Error to io.EOF at the end of body
 	return r.Error == nil, nil
@@ -366,15 +374,6 @@ func (a *AvroDecoder) noteNewerMinor(ceType string, minor int) {
 		a.log.Warn("event-bus records of a newer minor version than the built-in schema: decoding the known fields and skipping the rest; configure a schema registry or update enrollstatus",
 			"type", ceType, "minor_version", minor, "built_in_minor_version", builtinMinorVersion)
 	}
-}
-
-func validUTF8(what string, ss ...string) error {
-	for _, s := range ss {
-		if !utf8.ValidString(s) {
-			return fmt.Errorf("%s: invalid UTF-8 in a string", what)
-		}
-	}
-	return nil
 }
 
 // The wire shapes of the supported records, only the fields the projection
@@ -402,9 +401,6 @@ type avroEnrollment struct {
 // both go through enrollmentEvent.
 func (r *avroEnrollment) data() (enrollmentData, error) {
 	e := &r.Enrollment
-	if err := validUTF8("enrollment", e.User.PII.Username, e.Course.CourseKey, e.Course.DisplayName, e.Mode); err != nil {
-		return enrollmentData{}, err
-	}
 	created, err := ParseTime(e.CreationDate)
 	if err != nil {
 		return enrollmentData{}, fmt.Errorf("enrollment.creation_date: %w", err)

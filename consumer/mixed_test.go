@@ -319,9 +319,9 @@ func (w *wireEncoder) json(e projection.Event) []consumer.Message {
 	case projection.CourseInfo:
 		if e.Name != nil && e.MobileAvailable == nil && w.coin() {
 			ceType = consumer.TypeCatalogInfoChanged
+			schedule := map[string]any{"start": "2026-01-01T00:00:00+00:00", "pacing": "self"}
 			data = map[string]any{"catalog_info": map[string]any{"course_key": e.CourseID, "name": *e.Name,
-				"schedule_data": map[string]any{"start": "2026-01-01T00:00:00+00:00", "pacing": "self"},
-				"hidden": false, "invitation_only": false}}
+				"schedule_data": schedule, "hidden": false, "invitation_only": false}}
 			break
 		}
 		ceType = consumer.TypeCourse
