@@ -213,13 +213,15 @@ func (a *AvroDecoder) Decode(m Message) (Decoded, error) {
 	schemaID := binary.BigEndian.Uint32(m.Value[1:confluentHeaderLen])
 	body := m.Value[confluentHeaderLen:]
 	ceID, _ := m.Header("ce_id")
-	where := fmt.Sprintf("%s (ce_id %q, schema id %d)", dec.Type, truncate(ceID, 64), schemaID)
+	where := func() string { // only on failure: no cost per message
+		return fmt.Sprintf("%s (ce_id %q, schema id %d)", dec.Type, truncate(ceID, 64), schemaID)
+	}
 	fail := func(format string, args ...any) (Decoded, error) {
-		return dec, undecodable("%s: %s", where, fmt.Sprintf(format, args...))
+		return dec, undecodable("%s: %s", where(), fmt.Sprintf(format, args...))
 	}
 	failWith := func(err error) (Decoded, error) {
 		if errors.Is(err, ErrUndecodable) {
-			return dec, fmt.Errorf("%s: %w", where, err)
+			return dec, fmt.Errorf("%s: %w", where(), err)
 		}
 		return fail("%v", err)
 	}
