@@ -40,9 +40,10 @@ func newHTTPServer(cfg *Config, statuses httpapi.Statuses, health httpapi.Health
 
 // newAvroDecoder returns the event-bus decoder, with the schema registry
 // when one is configured.
-func newAvroDecoder(cfg *Config, log *slog.Logger) (*consumer.AvroDecoder, error) {
+func newAvroDecoder(cfg *Config, log *slog.Logger, reg prometheus.Registerer) (*consumer.AvroDecoder, error) {
 	return consumer.NewAvroDecoder(consumer.AvroOptions{
 		RegistryURL: cfg.SchemaRegistryURL,
 		Logger:      log.With("component", "avro"),
+		Registerer:  reg,
 	})
 }

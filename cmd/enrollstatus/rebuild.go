@@ -90,7 +90,7 @@ Flags:
 		next.Close()
 		os.Remove(tmp)
 	}()
-	avro, err := newAvroDecoder(&cfg, log)
+	avro, err := newAvroDecoder(&cfg, log, nil)
 	if err != nil {
 		return err
 	}

@@ -59,7 +59,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *s
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerBuildInfo(reg)
 
-	avro, err := newAvroDecoder(cfg, log)
+	avro, err := newAvroDecoder(cfg, log, reg)
 	if err != nil {
 		return err
 	}

@@ -329,7 +329,11 @@ func TestShutdownMidIngestLosesNothing(t *testing.T) {
 	for {
 		pl, _, stop := h.start(path)
 		start := appliedOf(pl)
-		waitFor(t, "progress", func() bool { return appliedOf(pl) > start || appliedOf(pl) == n })
+		if stops < 3 { // stop as soon as something was applied
+			waitFor(t, "progress", func() bool { return appliedOf(pl) > start || appliedOf(pl) == n })
+		} else { // enough stops: let it finish
+			waitFor(t, "the end of ingest", func() bool { return appliedOf(pl) == n })
+		}
 		stop()
 		if st, err := store.Open(path, store.DefaultOptions()); err == nil {
 			f, _ := st.Freshness()
@@ -339,12 +343,9 @@ func TestShutdownMidIngestLosesNothing(t *testing.T) {
 			}
 		}
 		stops++
-		if stops > 50 {
-			t.Fatal("ingest never finished")
-		}
 	}
-	if stops < 2 {
-		t.Logf("only %d stops landed mid-ingest", stops)
+	if stops == 0 {
+		t.Fatal("no stop landed mid-ingest; the test proves nothing")
 	}
 	clean, _, _ := h.start(filepath.Join(t.TempDir(), store.FileName))
 	waitFor(t, "clean replica", func() bool { return appliedOf(clean) == n })
