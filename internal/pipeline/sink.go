@@ -1,5 +1,3 @@
-// Package pipeline joins the consumer to the store: the one place that knows
-// both, so that neither imports the other.
 package pipeline
 
 import (
