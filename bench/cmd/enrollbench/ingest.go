@@ -1,0 +1,246 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+type ingestReport struct {
+	Machine   machineInfo    `json:"machine"`
+	Messages  int64          `json:"messages"`
+	Produce   float64        `json:"produce_seconds"`
+	Raw       []workerResult `json:"raw"`
+	E2E       []workerResult `json:"e2e"`
+	Sweep     []workerResult `json:"batch_sweep"`
+	BestRaw   workerResult   `json:"best_raw"`
+	BestE2E   workerResult   `json:"best_e2e"`
+	Ratio     float64        `json:"ratio_e2e_to_raw"`
+	Seconds   float64        `json:"seconds"`
+	Partition int            `json:"partitions_per_topic"`
+}
+
+// ingestSetup is the broker, filled with the same data for every worker.
+type ingestSetup struct {
+	broker   *benchBroker
+	expect   int64
+	self     string
+	cache    string
+	produced time.Duration
+	// profileDir, when set, receives a CPU profile of every worker.
+	profileDir string
+}
+
+func newIngestSetup(ctx context.Context, self, cache string, partitions, users, courses, events int, log io.Writer) (*ingestSetup, error) {
+	b, err := startBroker(partitions)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if _, err := b.produceHistory(ctx, 7, users, courses, events, log); err != nil {
+		b.Close()
+		return nil, err
+	}
+	expect, err := endOffsets(ctx, b.Addr, b.Topics)
+	if err != nil {
+		b.Close()
+		return nil, err
+	}
+	return &ingestSetup{broker: b, expect: expect, self: self, cache: cache, produced: time.Since(start)}, nil
+}
+
+// worker runs one ingest worker in a child process and returns its result.
+func (s *ingestSetup) worker(mode string, batch int, log io.Writer) (workerResult, error) {
+	args := []string{"ingest-worker", "-mode", mode, "-brokers", s.broker.Addr, "-topics", strings.Join(s.broker.Topics, ","),
+		"-expect", strconv.FormatInt(s.expect, 10), "-dir", filepath.Join(s.cache, "ingest-work")}
+	if batch > 0 {
+		args = append(args, "-batch-size", strconv.Itoa(batch))
+	}
+	if s.profileDir != "" {
+		args = append(args, "-cpuprofile", filepath.Join(s.profileDir, fmt.Sprintf("%s-%d.pprof", mode, batch)))
+	}
+	cmd := exec.Command(s.self, args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, log
+	if err := cmd.Run(); err != nil {
+		return workerResult{}, fmt.Errorf("ingest-worker %s: %w", mode, err)
+	}
+	var r workerResult
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		return r, fmt.Errorf("ingest-worker output %q: %w", out.String(), err)
+	}
+	fmt.Fprintf(log, "  %-4s batch %5d: %d messages in %.2fs = %.0f/s, peak RssAnon %d MiB\n", r.Mode, r.BatchSize,
+		r.Messages, r.Seconds, r.Rate, r.PeakAnon>>20)
+	return r, nil
+}
+
+func cmdIngest(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ingest", flag.ContinueOnError)
+	self := fs.String("self", os.Args[0], "enrollbench binary (for the workers)")
+	cache := fs.String("cache", ".cache/bench", "cache directory")
+	events := fs.Int("events", 500_000, "events of history to ingest")
+	users := fs.Int("users", 100_000, "synthetic users")
+	courses := fs.Int("courses", 500, "synthetic courses")
+	partitions := fs.Int("partitions", 3, "partitions per topic")
+	reps := fs.Int("reps", 2, "raw/e2e repetitions, interleaved (the best of each is kept)")
+	sweep := fs.String("batch-sizes", "100,250,500,1000,2000,5000,10000,20000", "batch sizes of the sweep")
+	out := fs.String("out", ".cache/bench/results/ingest.json", "results file")
+	profiles := fs.String("profiles", "", "directory for CPU profiles of the workers")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	began := time.Now()
+	ctx := context.Background()
+	s, err := newIngestSetup(ctx, *self, *cache, *partitions, *users, *courses, *events, stderr)
+	if err != nil {
+		return err
+	}
+	defer s.broker.Close()
+	s.profileDir = *profiles
+	rep := ingestReport{Machine: describeMachine(), Messages: s.expect, Produce: s.produced.Seconds(), Partition: *partitions}
+	for range *reps {
+		r, err := s.worker("raw", 0, stderr)
+		if err != nil {
+			return err
+		}
+		rep.Raw = append(rep.Raw, r)
+		e, err := s.worker("e2e", 0, stderr)
+		if err != nil {
+			return err
+		}
+		rep.E2E = append(rep.E2E, e)
+	}
+	for _, f := range strings.Split(*sweep, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return err
+		}
+		r, err := s.worker("e2e", n, stderr)
+		if err != nil {
+			return err
+		}
+		rep.Sweep = append(rep.Sweep, r)
+	}
+	rep.BestRaw, rep.BestE2E = bestRate(rep.Raw), bestRate(rep.E2E)
+	rep.Ratio = rep.BestE2E.Rate / rep.BestRaw.Rate
+	rep.Seconds = time.Since(began).Seconds()
+	if err := writeJSON(*out, rep); err != nil {
+		return err
+	}
+	fmt.Fprint(stdout, ingestMarkdown(rep))
+	return nil
+}
+
+func bestRate(rs []workerResult) workerResult {
+	var b workerResult
+	for _, r := range rs {
+		if r.Rate > b.Rate {
+			b = r
+		}
+	}
+	return b
+}
+
+func ingestMarkdown(rep ingestReport) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "### Ingest (%s)\n\n", rep.Machine.Summary())
+	fmt.Fprintf(&b, "%d messages of internal/synth history (about 70%% completions) in 5 topics × %d partitions of a kfake broker on loopback TCP; best of %d interleaved runs, each in a fresh process.\n\n",
+		rep.Messages, rep.Partition, len(rep.Raw))
+	b.WriteString("| what | messages/s | seconds | peak RssAnon MiB |\n|---|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| raw fetch (same kafka-go readers, discarding) | %.0f | %.2f | %d |\n", rep.BestRaw.Rate, rep.BestRaw.Seconds, rep.BestRaw.PeakAnon>>20)
+	fmt.Fprintf(&b, "| end to end (consumer + store, batch %d) | %.0f | %.2f | %d |\n", rep.BestE2E.BatchSize, rep.BestE2E.Rate, rep.BestE2E.Seconds, rep.BestE2E.PeakAnon>>20)
+	fmt.Fprintf(&b, "| **ratio end to end / raw** | **%.2f×** | | |\n\n", rep.Ratio)
+	b.WriteString("Batch size sweep (end to end, one run each):\n\n| batch size | messages/s | peak RssAnon MiB |\n|---:|---:|---:|\n")
+	for _, r := range rep.Sweep {
+		fmt.Fprintf(&b, "| %d | %.0f | %d |\n", r.BatchSize, r.Rate, r.PeakAnon>>20)
+	}
+	b.WriteString("\n")
+	return b.String()
+}
+
+type rebuildReport struct {
+	Machine  machineInfo  `json:"machine"`
+	Messages int64        `json:"messages"`
+	Raw      workerResult `json:"raw"`
+	Rebuild  struct {
+		Seconds   float64 `json:"seconds"`
+		Rate      float64 `json:"messages_per_second"`
+		PeakAnon  int64   `json:"peak_rss_anon_bytes"`
+		FileBytes int64   `json:"file_bytes"`
+	} `json:"rebuild"`
+	Ratio   float64 `json:"ratio_rebuild_to_raw_time"`
+	Seconds float64 `json:"seconds"`
+}
+
+// cmdRebuild times `enrollstatus rebuild` (offline, into a new data
+// directory) of N messages against the raw fetch time of the same messages.
+func cmdRebuild(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("rebuild", flag.ContinueOnError)
+	self := fs.String("self", os.Args[0], "enrollbench binary (for the raw worker)")
+	bin := fs.String("bin", ".cache/bench/bin/enrollstatus", "enrollstatus binary")
+	cache := fs.String("cache", ".cache/bench", "cache directory")
+	events := fs.Int("events", 3_000_000, "events to rebuild from")
+	users := fs.Int("users", 300_000, "synthetic users")
+	courses := fs.Int("courses", 1000, "synthetic courses")
+	partitions := fs.Int("partitions", 3, "partitions per topic")
+	out := fs.String("out", ".cache/bench/results/rebuild.json", "results file")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	began := time.Now()
+	ctx := context.Background()
+	s, err := newIngestSetup(ctx, *self, *cache, *partitions, *users, *courses, *events, stderr)
+	if err != nil {
+		return err
+	}
+	defer s.broker.Close()
+	rep := rebuildReport{Machine: describeMachine(), Messages: s.expect}
+	if rep.Raw, err = s.worker("raw", 0, stderr); err != nil {
+		return err
+	}
+	dir := filepath.Join(*cache, "rebuild-work")
+	os.RemoveAll(dir)
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	c, err := startChild(filepath.Join(*cache, "logs", "rebuild.log"), *bin, "rebuild", "--brokers", s.broker.Addr,
+		"--topics", strings.Join(s.broker.Topics, ","), "--data-dir", dir, "--log-level", "warn")
+	if err != nil {
+		return err
+	}
+	rss := startRSSSampler(c.pid(), 100*time.Millisecond)
+	err = <-c.done
+	rep.Rebuild.Seconds = time.Since(start).Seconds()
+	rep.Rebuild.PeakAnon = rss.stop().PeakAnon
+	if err != nil {
+		return fmt.Errorf("enrollstatus rebuild: %w (see %s)", err, c.log)
+	}
+	rep.Rebuild.Rate = float64(s.expect) / rep.Rebuild.Seconds
+	if fi, err := os.Stat(filepath.Join(dir, "projection.db")); err == nil {
+		rep.Rebuild.FileBytes = fi.Size()
+	}
+	rep.Ratio = rep.Rebuild.Seconds / rep.Raw.Seconds
+	rep.Seconds = time.Since(began).Seconds()
+	fmt.Fprintf(stderr, "  rebuild: %.2fs = %.0f/s, peak RssAnon %d MiB; ratio to raw fetch time %.2f\n",
+		rep.Rebuild.Seconds, rep.Rebuild.Rate, rep.Rebuild.PeakAnon>>20, rep.Ratio)
+	if err := writeJSON(*out, rep); err != nil {
+		return err
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "### Rebuild (%s)\n\n", rep.Machine.Summary())
+	fmt.Fprintf(&b, "`enrollstatus rebuild --brokers … --data-dir NEW` (offline) of %d messages, wall time of the process, against the raw fetch time of the same messages by the same readers.\n\n", rep.Messages)
+	b.WriteString("| what | seconds | messages/s | peak RssAnon MiB |\n|---|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| raw fetch | %.2f | %.0f | %d |\n", rep.Raw.Seconds, rep.Raw.Rate, rep.Raw.PeakAnon>>20)
+	fmt.Fprintf(&b, "| rebuild | %.2f | %.0f | %d |\n", rep.Rebuild.Seconds, rep.Rebuild.Rate, rep.Rebuild.PeakAnon>>20)
+	fmt.Fprintf(&b, "| **ratio rebuild / raw time** | **%.2f×** | | |\n\nRebuilt file: %d MiB.\n\n", rep.Ratio, rep.Rebuild.FileBytes>>20)
+	fmt.Fprint(stdout, b.String())
+	return nil
+}

@@ -1,0 +1,45 @@
+// Command enrollbench drives enrollstatus's benchmarks: query latency and
+// throughput against the real HTTP handler and a bare echo baseline, ingest
+// and rebuild rates against the raw fetch rate of the same readers, memory,
+// plots, and the soak test. scripts/bench.sh and scripts/soak.sh run it;
+// BENCHMARKS.md holds the results.
+//
+// Every load is bounded in count and time, targets loopback only, and
+// stops by itself.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "enrollbench:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+var commands = map[string]func(args []string, stdout, stderr io.Writer) error{
+	"fixture":       cmdFixture,
+	"query":         cmdQuery,
+	"bare-server":   cmdBareServer,
+	"ingest":        cmdIngest,
+	"ingest-worker": cmdIngestWorker,
+	"rebuild":       cmdRebuild,
+	"soak":          cmdSoak,
+	"plot":          cmdPlot,
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || commands[args[0]] == nil {
+		fmt.Fprintln(stderr, "usage: enrollbench fixture|query|bare-server|ingest|ingest-worker|rebuild|soak|plot [flags]")
+		return flag.ErrHelp
+	}
+	return commands[args[0]](args[1:], stdout, stderr)
+}

@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/segmentio/kafka-go"
+
+	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/internal/pipeline"
+	"github.com/enrollstatus/enrollstatus/store"
+)
+
+// workerResult is what one ingest worker measured, printed as JSON.
+type workerResult struct {
+	Mode       string  `json:"mode"`
+	BatchSize  int     `json:"batch_size,omitempty"`
+	Messages   int64   `json:"messages"`
+	Seconds    float64 `json:"seconds"`
+	Rate       float64 `json:"messages_per_second"`
+	PeakAnon   int64   `json:"peak_rss_anon_bytes"`
+	PeakRSS    int64   `json:"peak_rss_bytes"`
+	FileBytes  int64   `json:"file_bytes,omitempty"`
+	Users      int     `json:"-"`
+	GCCPUShare float64 `json:"-"`
+}
+
+// cmdIngestWorker consumes every message of the topics once, either
+// discarding them (raw: the fetch rate of the consumer's own kafka-go
+// reader configuration) or into a new projection through the consumer and
+// the store (e2e), and prints what it measured.
+func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("ingest-worker", flag.ContinueOnError)
+	mode := fs.String("mode", "e2e", "raw or e2e")
+	brokers := fs.String("brokers", "", "broker address")
+	topics := fs.String("topics", "", "topics, comma-separated")
+	expect := fs.Int64("expect", 0, "messages in the topics (the sum of end offsets)")
+	batch := fs.Int("batch-size", consumer.DefaultConfig().BatchSize, "consumer batch size (e2e)")
+	dir := fs.String("dir", "", "directory for the projection (e2e)")
+	timeout := fs.Duration("timeout", 20*time.Minute, "give up after")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run here")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *expect <= 0 || *brokers == "" || *topics == "" {
+		return errors.New("need -brokers, -topics and -expect")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	rss := startRSSSampler(os.Getpid(), 100*time.Millisecond)
+	cc := consumer.DefaultConfig()
+	cc.Brokers, cc.Topics, cc.BatchSize = []string{*brokers}, strings.Split(*topics, ","), *batch
+	res := workerResult{Mode: *mode, Messages: *expect}
+	start := time.Now()
+	var err error
+	switch *mode {
+	case "raw":
+		err = rawFetch(ctx, cc, *expect)
+	case "e2e":
+		res.BatchSize = *batch
+		res.FileBytes, err = e2eIngest(ctx, cc, *dir, *expect)
+		start = e2eStart
+	default:
+		err = fmt.Errorf("mode %q: want raw or e2e", *mode)
+	}
+	if err != nil {
+		return err
+	}
+	res.Seconds = e2eEnd(start)
+	res.Rate = float64(*expect) / res.Seconds
+	m := rss.stop()
+	res.PeakAnon, res.PeakRSS = m.PeakAnon, m.PeakRSS
+	return json.NewEncoder(stdout).Encode(res)
+}
+
+var (
+	e2eStart time.Time
+	e2eDone  time.Time
+)
+
+func e2eEnd(start time.Time) float64 {
+	end := e2eDone
+	if end.IsZero() {
+		end = time.Now()
+	}
+	return end.Sub(start).Seconds()
+}
+
+// rawFetch reads every partition to its end with the consumer's reader
+// settings and discards the messages.
+func rawFetch(ctx context.Context, cc consumer.Config, expect int64) error {
+	client := &kafka.Client{Addr: kafka.TCP(cc.Brokers...), Timeout: 10 * time.Second}
+	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: cc.Topics})
+	if err != nil {
+		return err
+	}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, t := range meta.Topics {
+		for _, p := range t.Partitions {
+			req.Topics[t.Name] = append(req.Topics[t.Name], kafka.LastOffsetOf(p.ID))
+		}
+	}
+	resp, err := client.ListOffsets(ctx, req)
+	if err != nil {
+		return err
+	}
+	e2eStart = time.Now()
+	var wg sync.WaitGroup
+	var got atomic.Int64
+	errs := make(chan error, 64)
+	for topic, parts := range resp.Topics {
+		for _, p := range parts {
+			if p.LastOffset == 0 {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r := kafka.NewReader(kafka.ReaderConfig{Brokers: cc.Brokers, Topic: topic, Partition: p.Partition,
+					MinBytes: cc.MinBytes, MaxBytes: cc.MaxBytes, MaxWait: cc.MaxWait,
+					ReadBackoffMin: 100 * time.Millisecond, ReadBackoffMax: 2 * time.Second})
+				defer r.Close()
+				if err := r.SetOffset(kafka.FirstOffset); err != nil {
+					errs <- err
+					return
+				}
+				for {
+					msg, err := r.FetchMessage(ctx)
+					if err != nil {
+						errs <- err
+						return
+					}
+					got.Add(1)
+					if msg.Offset+1 >= p.LastOffset {
+						return
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	e2eDone = time.Now()
+	close(errs)
+	for err := range errs {
+		return err
+	}
+	if got.Load() != expect {
+		return fmt.Errorf("raw fetch read %d messages, want %d", got.Load(), expect)
+	}
+	return nil
+}
+
+// countingSink is the service's store sink, noting when the last expected
+// message was committed.
+type countingSink struct {
+	pipeline.StoreSink
+	applied atomic.Int64
+	expect  int64
+	done    chan struct{}
+	once    sync.Once
+}
+
+func (s *countingSink) Apply(b consumer.Batch) (int, error) {
+	n, err := s.StoreSink.Apply(b)
+	if err == nil && s.applied.Add(int64(b.Messages)) >= s.expect {
+		s.once.Do(func() { e2eDone = time.Now(); close(s.done) })
+	}
+	return n, err
+}
+
+// e2eIngest consumes into a new projection with the service's consumer
+// and store, until every message is committed.
+func e2eIngest(ctx context.Context, cc consumer.Config, dir string, expect int64) (int64, error) {
+	if dir == "" {
+		return 0, errors.New("e2e needs -dir")
+	}
+	os.RemoveAll(dir)
+	path := filepath.Join(dir, store.FileName)
+	st, err := store.Open(path, store.DefaultOptions())
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	defer st.Close()
+	avro, err := consumer.NewAvroDecoder(consumer.AvroOptions{})
+	if err != nil {
+		return 0, err
+	}
+	sink := &countingSink{StoreSink: pipeline.StoreSink{Store: st}, expect: expect, done: make(chan struct{})}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	c, err := consumer.New(cc, sink, consumer.NewDecoder(avro), consumer.NewMetrics(prometheus.NewRegistry()), log)
+	if err != nil {
+		return 0, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	ran := make(chan error, 1)
+	e2eStart = time.Now()
+	go func() { ran <- c.Run(runCtx) }()
+	select {
+	case <-sink.done:
+	case err := <-ran:
+		return 0, fmt.Errorf("consumer stopped: %v", err)
+	case <-ctx.Done():
+		return 0, fmt.Errorf("timed out with %d of %d messages applied", sink.applied.Load(), expect)
+	}
+	stop()
+	<-ran
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
