@@ -100,3 +100,11 @@ func TestOptionalDeps(t *testing.T) {
 		t.Error("New accepted Deps without Statuses")
 	}
 }
+
+func TestOpenAPIServed(t *testing.T) {
+	e := startServer(t, nil)
+	r := e.do(t, "GET", "/openapi.yaml")
+	if r.code != 200 || !strings.Contains(r.body, "openapi:") || !strings.Contains(r.body, "enrollments_status") {
+		t.Fatalf("GET /openapi.yaml: %d %.200q", r.code, r.body)
+	}
+}

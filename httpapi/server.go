@@ -134,6 +134,7 @@ func (s *Server) routes() {
 	getHead := []string{http.MethodGet, http.MethodHead}
 	e.Match(getHead, "/healthz", s.healthz)
 	e.Match(getHead, "/readyz", s.readyz)
+	e.Match(getHead, "/openapi.yaml", s.openapi)
 	if s.gatherer != nil {
 		e.Match(getHead, "/metrics", echo.WrapHandler(promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{
 			ErrorLog:      slog.NewLogLogger(s.log.Handler(), slog.LevelError),
