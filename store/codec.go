@@ -37,6 +37,9 @@ func (e *encoder) time(t time.Time) {
 type decoder struct {
 	b   []byte
 	err error
+	// s, when set, holds the bytes b started as: strings are then cut from
+	// it instead of each being copied into an allocation of its own.
+	s string
 }
 
 func (d *decoder) fail(what string) {
@@ -84,7 +87,13 @@ func (d *decoder) string() string {
 		d.b = nil
 		return ""
 	}
-	s := string(d.b[:n])
+	var s string
+	if d.s != "" {
+		off := len(d.s) - len(d.b)
+		s = d.s[off : off+int(n)]
+	} else {
+		s = string(d.b[:n])
+	}
 	d.b = d.b[n:]
 	return s
 }
@@ -142,7 +151,11 @@ func encodeUser(buf []byte, u *projection.User) []byte {
 }
 
 func decodeUser(b []byte) (projection.User, error) {
-	d := decoder{b: b}
+	// One copy of the record holds every string of the user (course ids,
+	// modes, names): one allocation instead of one per string, on the query
+	// path and for every user a batch touches. b itself is bbolt's page
+	// memory and must not be kept.
+	d := decoder{b: b, s: string(b)}
 	var u projection.User
 	if v := d.byte(); v != userRecordV1 && d.err == nil {
 		return u, fmt.Errorf("%w: user record version %d", errCorrupt, v)
