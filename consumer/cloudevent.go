@@ -28,27 +28,38 @@ const (
 )
 
 // probeJSON tells a CloudEvent from a Debezium change event by their top-level
-// keys, without decoding the whole message.
+// keys, without decoding the whole message: it validates it, then reads the
+// keys of the top-level object as a map would hold them, without building
+// one. The decoders that follow rely on the validation.
 func probeJSON(b []byte) jsonKind {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(b, &top); err != nil {
+	if !json.Valid(b) {
 		return jsonUnknown
 	}
-	if _, ok := top["specversion"]; ok {
+	spec, payload, op, ok := probeKeys(b)
+	switch {
+	case !ok:
+		return jsonUnknown
+	case spec:
 		return jsonCloudEvent
-	}
-	if _, ok := top["payload"]; ok {
-		return jsonDebezium
-	}
-	if _, ok := top["op"]; ok {
+	case payload, op:
 		return jsonDebezium
 	}
 	return jsonUnknown
 }
 
 // decodeCloudEvent decodes native JSON (events.md section 3): the types and
-// data of the Open edX event bus, plus enrollstatus's own two types.
+// data of the Open edX event bus, plus enrollstatus's own two types. m.Value
+// must be valid JSON (probeJSON checked): the fast path relies on it.
 func decodeCloudEvent(m Message) (Decoded, error) {
+	if dec, ok, err := fastCloudEvent(m.Value); ok {
+		return dec, err
+	}
+	return slowCloudEvent(m)
+}
+
+// slowCloudEvent decodes any CloudEvent with encoding/json: the reference
+// the fast path agrees with.
+func slowCloudEvent(m Message) (Decoded, error) {
 	var ce cloudEvent
 	if err := json.Unmarshal(m.Value, &ce); err != nil {
 		return Decoded{Type: "unknown"}, undecodable("CloudEvent: %v", err)

@@ -1,0 +1,421 @@
+package consumer
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/enrollstatus/enrollstatus/projection"
+)
+
+// The fast path of native JSON decoding. encoding/json validates its whole
+// input before decoding it, and a CloudEvent used to be decoded four times
+// over (the probe's map, the envelope, the data, the tracking log's data
+// string and its payload): about 15 µs per block completion, most of the
+// ingest CPU. The fast path reads the common, canonical shapes in one pass
+// over a message already known to be valid JSON and valid UTF-8 (the probe
+// and Decoder.decode checked), and gives up (ok == false) on anything it is
+// not sure to read exactly as encoding/json would: a key with an escape, a
+// key that matches a field only case-insensitively, a repeated field, a
+// value of an unexpected JSON type, an escaped string it would have to
+// unescape, a time that does not parse. The slow path then decides, so
+// every message decodes to exactly what it always did;
+// TestCloudEventFastPathAgrees and FuzzCloudEventFastPath check that.
+
+// jcur is a cursor over JSON text that is known to be valid.
+type jcur struct {
+	b []byte
+	i int
+}
+
+func (c *jcur) ws() {
+	for c.i < len(c.b) {
+		switch c.b[c.i] {
+		case ' ', '\t', '\n', '\r':
+			c.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte, 0 at the end.
+func (c *jcur) peek() byte {
+	c.ws()
+	if c.i >= len(c.b) {
+		return 0
+	}
+	return c.b[c.i]
+}
+
+func (c *jcur) eat(ch byte) bool {
+	if c.peek() != ch {
+		return false
+	}
+	c.i++
+	return true
+}
+
+// str reads a string token and returns its raw content and whether it
+// holds an escape (then the raw content is not the value).
+func (c *jcur) str() (raw []byte, escaped, ok bool) {
+	if c.peek() != '"' {
+		return nil, false, false
+	}
+	start := c.i + 1
+	for j := start; j < len(c.b); j++ {
+		switch c.b[j] {
+		case '\\':
+			escaped = true
+			j++
+		case '"':
+			c.i = j + 1
+			return c.b[start:j], escaped, true
+		}
+	}
+	return nil, false, false
+}
+
+// plain reads a string without escapes.
+func (c *jcur) plain() (string, bool) {
+	raw, escaped, ok := c.str()
+	if !ok || escaped {
+		return "", false
+	}
+	return string(raw), true
+}
+
+// skip skips one value and returns its raw bytes.
+func (c *jcur) skip() ([]byte, bool) {
+	switch c.peek() {
+	case 0:
+		return nil, false
+	case '"':
+		start := c.i
+		_, _, ok := c.str()
+		return c.b[start:c.i], ok
+	case '{', '[':
+		start, depth := c.i, 0
+		for c.i < len(c.b) {
+			switch c.b[c.i] {
+			case '"':
+				if _, _, ok := c.str(); !ok {
+					return nil, false
+				}
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			c.i++
+			if depth == 0 {
+				return c.b[start:c.i], true
+			}
+		}
+		return nil, false
+	default: // number, true, false, null
+		start := c.i
+		for c.i < len(c.b) {
+			switch c.b[c.i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r':
+				return c.b[start:c.i], c.i > start
+			}
+			c.i++
+		}
+		return c.b[start:c.i], c.i > start
+	}
+}
+
+// object calls field for each member of an object, with the key's raw
+// content and whether it holds an escape; field reads the value. It stops
+// at the first false.
+func (c *jcur) object(field func(key []byte, escaped bool) bool) bool {
+	if !c.eat('{') {
+		return false
+	}
+	if c.eat('}') {
+		return true
+	}
+	for {
+		key, escaped, ok := c.str()
+		if !ok || !c.eat(':') || !field(key, escaped) {
+			return false
+		}
+		if c.eat(',') {
+			continue
+		}
+		return c.eat('}')
+	}
+}
+
+// fields reads an object whose known members are named in names: read is
+// called once for each of them, and any other member is skipped. It gives
+// up on a key with an escape, a key equal to a name only up to case (which
+// encoding/json would take), and a repeated name (which encoding/json
+// merges).
+func (c *jcur) fields(names []string, read func(i int) bool) bool {
+	var seen uint32
+	return c.object(func(key []byte, escaped bool) bool {
+		if escaped {
+			return false
+		}
+		for i, n := range names {
+			if string(key) == n {
+				if seen&(1<<i) != 0 {
+					return false
+				}
+				seen |= 1 << i
+				return read(i)
+			}
+			if strings.EqualFold(string(key), n) {
+				return false
+			}
+		}
+		for _, r := range string(key) { // Unicode case folding: leave it to encoding/json
+			if r >= 0x80 {
+				return false
+			}
+		}
+		_, ok := c.skip()
+		return ok
+	})
+}
+
+// isNull reads a null if one is next.
+func (c *jcur) isNull() bool {
+	if c.peek() == 'n' && c.i+4 <= len(c.b) && string(c.b[c.i:c.i+4]) == "null" {
+		c.i += 4
+		return true
+	}
+	return false
+}
+
+// time reads what flexTime reads: null, or a string ParseTime accepts.
+func (c *jcur) time() (time.Time, bool) {
+	if c.isNull() {
+		return time.Time{}, true
+	}
+	s, ok := c.plain()
+	if !ok {
+		return time.Time{}, false
+	}
+	t, err := ParseTime(s)
+	return t, err == nil
+}
+
+// int reads what flexInt reads, in its plain forms: null, an integer, or a
+// string holding only an integer.
+func (c *jcur) int() (int64, bool) {
+	if c.isNull() {
+		return 0, true
+	}
+	var raw []byte
+	if c.peek() == '"' {
+		r, escaped, ok := c.str()
+		if !ok || escaped {
+			return 0, false
+		}
+		raw = r
+	} else {
+		r, ok := c.skip()
+		if !ok {
+			return 0, false
+		}
+		raw = r
+	}
+	if len(raw) == 0 {
+		return 0, false
+	}
+	for k, ch := range raw {
+		if !(ch >= '0' && ch <= '9' || ch == '-' && k == 0) {
+			return 0, false
+		}
+	}
+	v, err := strconv.ParseInt(string(raw), 10, 64)
+	return v, err == nil
+}
+
+// probeKeys reports which of specversion, payload and op are top-level keys
+// of the JSON object b, which must be valid JSON.
+func probeKeys(b []byte) (spec, payload, op, ok bool) {
+	c := jcur{b: b}
+	ok = c.object(func(key []byte, escaped bool) bool {
+		k := string(key)
+		if escaped { // as the map of the former probe saw it
+			if err := json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &k); err != nil {
+				return false
+			}
+		}
+		switch k {
+		case "specversion":
+			spec = true
+		case "payload":
+			payload = true
+		case "op":
+			op = true
+		}
+		_, ok := c.skip()
+		return ok
+	})
+	return spec, payload, op, ok
+}
+
+var envelopeFields = []string{"specversion", "type", "id", "source", "time", "data"}
+
+// fastCloudEvent decodes a CloudEvent whose envelope is canonical. handled
+// is false when the slow path must decide.
+func fastCloudEvent(b []byte) (dec Decoded, handled bool, err error) {
+	var spec, ceType string
+	var at time.Time
+	var data []byte
+	c := jcur{b: b}
+	ok := c.fields(envelopeFields, func(i int) bool {
+		var ok bool
+		switch i {
+		case 0:
+			spec, ok = c.plain()
+		case 1:
+			ceType, ok = c.plain()
+		case 2, 3: // id, source: strings, unused
+			_, ok = c.plain()
+		case 4:
+			at, ok = c.time()
+		case 5:
+			if c.peek() != '{' {
+				return false
+			}
+			data, ok = c.skip()
+		}
+		return ok
+	})
+	if !ok || spec != "1.0" || data == nil {
+		return dec, false, nil
+	}
+	dec = Decoded{Type: typeLabel(ceType)}
+	var e projection.Event
+	var ignored string
+	if ceType == TypeTrackingEvent {
+		if e, ignored, ok = fastTrackingData(data, at); !ok {
+			return Decoded{}, false, nil
+		}
+	} else if e, ignored, err = cloudEventData(ceType, data, at); err != nil {
+		return dec, true, err
+	}
+	dec.Ignored = ignored
+	if e != nil {
+		dec.Events = []projection.Event{e}
+	}
+	return dec, true, nil
+}
+
+var (
+	trackingDataFields = []string{"tracking_log"}
+	trackingLogFields  = []string{"name", "timestamp", "data"}
+	completionFields   = []string{"user_id", "course_id", "block_id", "created"}
+)
+
+// fastTrackingData reads the data of a tracking event as cloudEventData
+// and trackingEvent do.
+func fastTrackingData(data []byte, at time.Time) (projection.Event, string, bool) {
+	var name string
+	var stamp time.Time
+	var raw []byte
+	seen := false
+	c := jcur{b: data}
+	ok := c.fields(trackingDataFields, func(int) bool {
+		seen = true
+		return c.fields(trackingLogFields, func(i int) bool {
+			var ok bool
+			switch i {
+			case 0:
+				name, ok = c.plain()
+			case 1:
+				stamp, ok = c.time()
+			case 2:
+				raw, ok = c.skip()
+			}
+			return ok
+		})
+	})
+	if !ok || !seen {
+		return nil, "", false
+	}
+	if name != CompletionEventName {
+		return nil, fmt.Sprintf("tracking event %q", truncate(name, 100)), true
+	}
+	if len(raw) > 0 && raw[0] == '"' { // the LMS sends data as a JSON string
+		s, ok := unescapeSimple(raw)
+		if !ok || !json.Valid(s) {
+			return nil, "", false
+		}
+		raw = s
+	}
+	var comp projection.Completion
+	p := jcur{b: raw}
+	ok = p.fields(completionFields, func(i int) bool {
+		var ok bool
+		switch i {
+		case 0:
+			comp.UserID, ok = p.int()
+		case 1:
+			comp.CourseID, ok = p.plain()
+		case 2:
+			comp.BlockID, ok = p.plain()
+		case 3:
+			comp.Created, ok = p.time()
+		}
+		return ok
+	})
+	if !ok || p.peek() != 0 {
+		return nil, "", false
+	}
+	if at.IsZero() {
+		at = stamp
+	}
+	comp.Time = at
+	return comp, "", true
+}
+
+// unescapeSimple returns the value of a JSON string token whose escapes are
+// all single-character ones (no \u), and false otherwise.
+func unescapeSimple(tok []byte) ([]byte, bool) {
+	if len(tok) < 2 || tok[0] != '"' || tok[len(tok)-1] != '"' {
+		return nil, false
+	}
+	in := tok[1 : len(tok)-1]
+	out := make([]byte, 0, len(in))
+	for i := 0; i < len(in); i++ {
+		ch := in[i]
+		if ch < 0x20 || ch == '"' {
+			return nil, false
+		}
+		if ch != '\\' {
+			out = append(out, ch)
+			continue
+		}
+		i++
+		if i >= len(in) {
+			return nil, false
+		}
+		switch in[i] {
+		case '"', '\\', '/':
+			out = append(out, in[i])
+		case 'b':
+			out = append(out, '\b')
+		case 'f':
+			out = append(out, '\f')
+		case 'n':
+			out = append(out, '\n')
+		case 'r':
+			out = append(out, '\r')
+		case 't':
+			out = append(out, '\t')
+		default:
+			return nil, false
+		}
+	}
+	return out, true
+}

@@ -1,0 +1,140 @@
+package consumer
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/enrollstatus/enrollstatus/internal/synth"
+)
+
+// fastPathCorpus is native JSON as the generator and the fixtures make it,
+// and the shapes the fast path must leave to encoding/json.
+func fastPathCorpus(t testing.TB) [][]byte {
+	var out [][]byte
+	g := synth.New(3, 200, 20, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	for _, m := range append(g.Catalog(), g.History(2000)...) {
+		out = append(out, m.Value)
+	}
+	files, _ := filepath.Glob(filepath.Join("..", "testdata", "events", "json", "*.json"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fx struct {
+			ValueB64 *string `json:"value_b64"`
+		}
+		if err := json.Unmarshal(b, &fx); err != nil || fx.ValueB64 == nil {
+			continue
+		}
+		v, err := base64.StdEncoding.DecodeString(*fx.ValueB64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	const completion = `{"user_id": 7, "course_id": "course-v1:edX+D+1", "block_id": "block-v1:edX+D+1+type@problem+block@x", "created": "2026-01-02T03:04:05.123456+00:00"}`
+	tracking := func(env, data string) []byte {
+		return []byte(`{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","id":"1","source":"s","time":"2026-01-02T03:04:05Z"` +
+			env + `,"data":{"tracking_log":{"name":"edx.completion.block_completion.changed","timestamp":"2026-01-02T03:04:05Z","data":` + data + `}}}`)
+	}
+	quoted := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	for _, v := range []string{
+		string(tracking("", completion)),
+		string(tracking("", quoted(completion))),
+		string(tracking(`,"Time":"2026-01-03T00:00:00Z"`, completion)),
+		string(tracking(`,"time":null`, completion)),
+		string(tracking(`,"extra":{"a":[1,{"b":"}"}],"c":"\"]"}`, completion)),
+		string(tracking("", `{"user_id":"42","course_id":"c","block_id":"b","created":"2026-01-02"}`)),
+		string(tracking("", `{"user_id":4.2,"course_id":"c","block_id":"b","created":"2026-01-02"}`)),
+		string(tracking("", `{"user_id":null,"course_id":"c","block_id":"b","created":"2026-01-02"}`)),
+		string(tracking("", `{"user_id":"x","course_id":"c","block_id":"b","created":"2026-01-02"}`)),
+		string(tracking("", `{"User_Id":5,"user_id":6,"course_id":"c","block_id":"b","created":"2026-01-02"}`)),
+		string(tracking("", `{"user_id":5,"user_id":6,"course_id":"c","block_id":"b","created":"2026-01-02"}`)),
+		string(tracking("", `{"user_id":5,"course_id":"c\u00e9","block_id":"b","created":"2026-01-02"}`)),
+		string(tracking("", `{"user_id":5,"course_id":"c","block_id":"b","created":"yesterday"}`)),
+		string(tracking("", `{"user_id":99999999999999999999,"course_id":"c","block_id":"b","created":"2026-01-02"}`)),
+		string(tracking("", quoted(`{"user_id":5,"course_id":"c\u00e9","block_id":"b","created":"2026-01-02"}`))),
+		string(tracking("", quoted(`{"user_id":5} trailing`))),
+		string(tracking("", quoted(`{"user_id":5,"course_id":"a\tb","block_id":"b","created":"2026-01-02"}`))),
+		string(tracking("", `null`)),
+		string(tracking("", `[1,2]`)),
+		string(tracking("", `"not json"`)),
+		`{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","time":"2026-01-02T03:04:05Z","data":{"tracking_log":{"name":"edx.video.played","timestamp":"2026-01-02T03:04:05Z","data":"{}"}}}`,
+		`{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","data":{"tracking_log":{"name":"edx.completion.block_completion.changed","timestamp":"2026-01-02T03:04:05Z","data":{"user_id":1,"course_id":"c","block_id":"b","created":"2026-01-01"}}}}`,
+		`{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","data":{"Tracking_Log":{"name":"x"}}}`,
+		`{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","data":{}}`,
+		`{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","data":{"tracking_log":{"name":"x","timestamp":"bad"}}}`,
+		`{"sp\u0065cversion":"1.0","type":"enrollstatus.course.v1","time":"2026-01-02T03:04:05Z","data":{"course_key":"c"}}`,
+		`{"specversion":"1.0","SpecVersion":"0.3","type":"enrollstatus.course.v1","time":"2026-01-02T03:04:05Z","data":{"course_key":"c"}}`,
+		`{"specversion":"1.0","type":"enrollstatus.course.v1","type":"other","time":"2026-01-02T03:04:05Z","data":{"course_key":"c"}}`,
+		`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"2026-01-02T03:04:05Z","data":{"course_key":"c"},"data":{"course_key":"d"}}`,
+		`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"2026-01-02T03:04:05Z","data":null}`,
+		`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"2026-01-02T03:04:05Z","data":"x"}`,
+		`{"specversion":"0.3","type":"enrollstatus.course.v1","time":"2026-01-02T03:04:05Z","data":{"course_key":"c"}}`,
+		`{"specversion":"1.0","type":"enrollstatus.course.v1","data":{"course_key":"c"}}`,
+		`{"specversion":"1.0","type":"enrollstatus.course.v1","time":5,"data":{"course_key":"c"}}`,
+		`{"specversion":"1.0","type":"enrollstatus.course.v1","id":5,"time":"2026-01-02T03:04:05Z","data":{"course_key":"c"}}`,
+		`{"specversion":"1.0","type":"enrollstatus.course.v1","ſource":"x","time":"2026-01-02T03:04:05Z","data":{"course_key":"c"}}`,
+		`{"specversion":"1.0","type":"enrollstatus.user.retired.v1","time":"2026-01-02T03:04:05Z","data":{"user_id":"12","username":"a"}}`,
+		`{"specversion":"1.0","type":"enrollstatus.something","data":{}}`,
+		` { "specversion" : "1.0" , "type" : "enrollstatus.course.v1" , "time" : "2026-01-02T03:04:05Z" , "data" : { "course_key" : "c" , "display_name" : "N" } } `,
+		`{"specversion":"1.0"}`,
+		`{}`,
+	} {
+		out = append(out, []byte(v))
+	}
+	return out
+}
+
+// checkFastPath fails when the fast path decodes v differently from
+// encoding/json; it reports whether the fast path took v.
+func checkFastPath(t testing.TB, v []byte) bool {
+	t.Helper()
+	if !utf8.Valid(v) || !json.Valid(v) || probeJSON(v) != jsonCloudEvent {
+		return false
+	}
+	fast, ok, ferr := fastCloudEvent(v)
+	if !ok {
+		return false
+	}
+	slow, serr := slowCloudEvent(Message{Value: v})
+	if (ferr == nil) != (serr == nil) || ferr != nil && ferr.Error() != serr.Error() {
+		t.Fatalf("%s\nfast error %v, slow error %v", v, ferr, serr)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("%s\nfast %#v\nslow %#v", v, fast, slow)
+	}
+	return true
+}
+
+func TestCloudEventFastPathAgrees(t *testing.T) {
+	took, synthTook := 0, 0
+	corpus := fastPathCorpus(t)
+	for i, v := range corpus {
+		if checkFastPath(t, v) {
+			took++
+			if i < 2020 {
+				synthTook++
+			}
+		}
+	}
+	// The fast path must actually serve the generator's traffic.
+	if synthTook < 2000 {
+		t.Errorf("the fast path took %d of the generator's 2020 messages", synthTook)
+	}
+	t.Logf("fast path took %d of %d messages", took, len(corpus))
+}
+
+func FuzzCloudEventFastPath(f *testing.F) {
+	for _, v := range fastPathCorpus(f) {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v []byte) { checkFastPath(t, v) })
+}
