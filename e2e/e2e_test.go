@@ -630,9 +630,11 @@ func TestEndToEnd(t *testing.T) {
 			t.Logf("the topics hold %d messages for %d acknowledged sends: the producer retried some (at-least-once)", rep.logTotal, produced)
 		}
 		for _, sv := range []*service{s1, s2} {
+			start := time.Now()
 			if err := sv.proc().stop(30 * time.Second); err != nil {
 				t.Errorf("%s: graceful stop: %v\n%s", sv.name, err, tailFile(sv.proc().log, 20))
 			}
+			t.Logf("%s stopped (SIGTERM, exit 0) in %v", sv.name, time.Since(start).Round(10*time.Millisecond))
 			o, err := sv.inspectOffline()
 			if err != nil {
 				t.Fatal(err)
