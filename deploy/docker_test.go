@@ -136,8 +136,10 @@ func TestDockerfile(t *testing.T) {
 	if len(exposes) != 1 || !slices.Equal(exposes[0].Ports, []string{"8080"}) {
 		t.Errorf("EXPOSE = %v, want 8080", exposes)
 	}
-	if len(commandsOf[*instructions.HealthCheckCommand](final)) != 1 {
-		t.Error("the runtime stage has no HEALTHCHECK instruction (NONE or a probe)")
+	if hc := commandsOf[*instructions.HealthCheckCommand](final); len(hc) != 1 {
+		t.Error("the runtime stage has no HEALTHCHECK instruction")
+	} else if test := hc[0].Health.Test; len(test) < 3 || test[0] != "CMD" || test[2] != "probe" {
+		t.Errorf("HEALTHCHECK %v: want the exec form of `enrollstatus probe` (there is no shell)", test)
 	}
 	eps := commandsOf[*instructions.EntrypointCommand](final)
 	cmds := commandsOf[*instructions.CmdCommand](final)
@@ -296,6 +298,19 @@ func TestImageRuntime(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// The image's HEALTHCHECK command, as Docker runs it: in the container,
+	// as its user, against this instance.
+	hc := healthCheck(t)
+	for i, a := range hc {
+		hc[i] = strings.Replace(a, "http://127.0.0.1:8080", base, 1)
+	}
+	probe := exec.CommandContext(ctx, hc[0], hc[1:]...)
+	probe.Env = []string{}
+	probe.SysProcAttr = &syscall.SysProcAttr{Chroot: root, Credential: &syscall.Credential{Uid: runtimeUID, Gid: runtimeUID}}
+	probe.Dir = "/"
+	if out, err := probe.CombinedOutput(); err != nil {
+		t.Errorf("the HEALTHCHECK command %v fails in the image's root: %v\n%s", hc, err, out)
+	}
 	if _, err := os.Stat(filepath.Join(root, "data", "projection.db")); err != nil {
 		t.Errorf("no projection in /data: %v", err)
 	}
@@ -447,4 +462,15 @@ func copyFile(src, dst string, mode os.FileMode) error {
 		return err
 	}
 	return out.Close()
+}
+
+// healthCheck is the exec form of the Dockerfile's HEALTHCHECK command.
+func healthCheck(t *testing.T) []string {
+	t.Helper()
+	stages := parseDockerfile(t)
+	hc := commandsOf[*instructions.HealthCheckCommand](stages[len(stages)-1])
+	if len(hc) != 1 || len(hc[0].Health.Test) < 2 || hc[0].Health.Test[0] != "CMD" {
+		t.Fatal("no exec-form HEALTHCHECK")
+	}
+	return slices.Clone(hc[0].Health.Test[1:])
 }

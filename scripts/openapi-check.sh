@@ -33,6 +33,7 @@ fi
 
 WORK=$(mktemp -d)
 DEMO_PID=
+# shellcheck disable=SC2329 # invoked by the EXIT trap
 cleanup() {
   if [[ -n $DEMO_PID ]] && kill -0 "$DEMO_PID" 2>/dev/null; then
     kill -TERM "$DEMO_PID" 2>/dev/null || true
@@ -140,5 +141,5 @@ if grep -q '"level":"ERROR"\|level=ERROR' "$WORK/demo.err"; then
   log "the demo logged errors:"; grep '"level":"ERROR"\|level=ERROR' "$WORK/demo.err" | head -20 >&2
   rc=1
 fi
-((rc == 0)) && log "ok" || log "FAILED (exit $rc)"
+if ((rc == 0)); then log "ok"; else log "FAILED (exit $rc)"; fi
 exit "$rc"
