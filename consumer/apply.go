@@ -88,9 +88,9 @@ func (c *Consumer) flush(p *pending) error {
 			latest = t
 		}
 	}
-	if !latest.IsZero() && latest.Unix() > c.lastEvent.Load() {
-		c.lastEvent.Store(latest.Unix())
-		c.m.lastEventTime.Set(float64(latest.Unix()))
+	if !latest.IsZero() && latest.UnixMicro() > c.lastEvent.Load() {
+		c.lastEvent.Store(latest.UnixMicro())
+		c.m.lastEventTime.Set(float64(latest.UnixMicro()) / 1e6)
 	}
 
 	c.mu.Lock()

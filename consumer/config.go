@@ -57,6 +57,13 @@ type Config struct {
 	// partitions) start-up catch-up may stop and still count as done.
 	ReadyMaxLag int64
 
+	// ReadyWithoutBrokersAfter lets a service whose store already holds a
+	// projection turn ready without having reached a broker once this long
+	// has passed since start: a replica restarted during a broker outage then
+	// serves its (stale, and flagged so) answers instead of none. Zero:
+	// never.
+	ReadyWithoutBrokersAfter time.Duration
+
 	Poison          PoisonPolicy
 	DeadLetterTopic string
 
@@ -77,6 +84,8 @@ func DefaultConfig() Config {
 		MaxWait:      250 * time.Millisecond,
 		PollInterval: 5 * time.Second,
 		ReadyMaxLag:  0,
+
+		ReadyWithoutBrokersAfter: 30 * time.Second,
 	}
 }
 

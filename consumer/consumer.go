@@ -60,7 +60,8 @@ type Consumer struct {
 
 	caughtUp  atomic.Bool
 	connected atomic.Bool
-	lastEvent atomic.Int64 // Unix seconds of the newest event applied
+	lastEvent atomic.Int64 // Unix microseconds of the newest event applied
+	started   time.Time    // when Run began
 }
 
 type partition struct {
@@ -115,6 +116,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return fmt.Errorf("read stored offsets: %w", err)
 	}
 	c.mu.Lock()
+	c.started = time.Now()
 	c.stored = map[Position]bool{}
 	for p, next := range positions {
 		if contains(c.cfg.Topics, p.Topic) {

@@ -312,3 +312,35 @@ func TestConfigValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReadyWithoutBrokers: a replica restarted during a broker outage serves
+// the projection it has (flagged stale) after a grace period, but only if it
+// has one.
+func TestReadyWithoutBrokers(t *testing.T) {
+	broker := MustBroker(t, 1, "events")
+	produce(t, broker, "events", poisonMessages()[1:])
+	path := filepath.Join(t.TempDir(), store.FileName)
+	r := startPipeline(t, broker, path, nil)
+	waitFor(t, "ready", 20*time.Second, func() bool { return r.consumer.Ready() == nil })
+	if err := r.stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	dead := "127.0.0.1:1" // nothing listens there
+	grace := func(c *consumer.Config) { c.Brokers = []string{dead}; c.ReadyWithoutBrokersAfter = 300 * time.Millisecond }
+	r = startPipeline(t, dead, path, grace)
+	if r.consumer.Ready() == nil {
+		t.Fatal("ready at once without brokers")
+	}
+	waitFor(t, "ready after the grace period", 10*time.Second, func() bool { return r.consumer.Ready() == nil })
+	if _, connected := r.consumer.Lag(); connected {
+		t.Fatal("connected to a dead broker")
+	}
+	r.stop()
+
+	empty := startPipeline(t, dead, filepath.Join(t.TempDir(), store.FileName), grace)
+	time.Sleep(600 * time.Millisecond)
+	if empty.consumer.Ready() == nil {
+		t.Fatal("an empty projection turned ready without brokers")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // checkCaughtUp marks start-up catch-up done once every partition known at
@@ -65,6 +66,10 @@ func (c *Consumer) Ready() error {
 		return nil
 	}
 	if c.target == nil {
+		if len(c.stored) > 0 && c.cfg.ReadyWithoutBrokersAfter > 0 && !c.started.IsZero() &&
+			time.Since(c.started) >= c.cfg.ReadyWithoutBrokersAfter {
+			return nil // serve the projection we have; answers are flagged stale
+		}
 		return fmt.Errorf("not yet connected to the brokers")
 	}
 	var behind int64

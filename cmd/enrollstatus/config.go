@@ -31,15 +31,16 @@ type Config struct {
 	Limit        int
 	MobileFilter string
 
-	Brokers           listFlag
-	Topics            listFlag
-	BatchSize         int
-	BatchWait         time.Duration
-	PollInterval      time.Duration
-	ReadyMaxLag       int64
-	PoisonPolicy      string
-	DeadLetterTopic   string
-	SchemaRegistryURL string
+	Brokers             listFlag
+	Topics              listFlag
+	BatchSize           int
+	BatchWait           time.Duration
+	PollInterval        time.Duration
+	ReadyMaxLag         int64
+	ReadyWithoutBrokers time.Duration
+	PoisonPolicy        string
+	DeadLetterTopic     string
+	SchemaRegistryURL   string
 
 	JWTSecrets  listFlag
 	JWTIssuer   string
@@ -70,21 +71,22 @@ func DefaultConfig() Config {
 	p := projection.DefaultPolicy()
 	cc := consumer.DefaultConfig()
 	return Config{
-		DataDir:         "data",
-		HTTPAddr:        ":8080",
-		LogFormat:       "json",
-		LogLevel:        "info",
-		Window:          p.Window,
-		Limit:           p.Limit,
-		MobileFilter:    string(p.Mobile),
-		Topics:          append(listFlag(nil), DefaultTopics...),
-		BatchSize:       cc.BatchSize,
-		BatchWait:       cc.BatchWait,
-		PollInterval:    cc.PollInterval,
-		ReadyMaxLag:     cc.ReadyMaxLag,
-		JWTLeeway:       time.Second,
-		StaleLag:        1000,
-		ShutdownTimeout: 15 * time.Second,
+		DataDir:             "data",
+		HTTPAddr:            ":8080",
+		LogFormat:           "json",
+		LogLevel:            "info",
+		Window:              p.Window,
+		Limit:               p.Limit,
+		MobileFilter:        string(p.Mobile),
+		Topics:              append(listFlag(nil), DefaultTopics...),
+		BatchSize:           cc.BatchSize,
+		BatchWait:           cc.BatchWait,
+		PollInterval:        cc.PollInterval,
+		ReadyMaxLag:         cc.ReadyMaxLag,
+		ReadyWithoutBrokers: cc.ReadyWithoutBrokersAfter,
+		JWTLeeway:           time.Second,
+		StaleLag:            1000,
+		ShutdownTimeout:     15 * time.Second,
 	}
 }
 
@@ -113,6 +115,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BatchWait, "batch-wait", c.BatchWait, "how long a partial batch waits before it is committed")
 	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often partitions are discovered and end offsets read")
 	fs.Int64Var(&c.ReadyMaxLag, "ready-max-lag", c.ReadyMaxLag, "messages behind the start-up head at which /readyz turns ready")
+	fs.DurationVar(&c.ReadyWithoutBrokers, "ready-without-brokers-after", c.ReadyWithoutBrokers, "turn ready after this long without reaching a broker when the store already holds a projection (stale answers beat none); 0: never")
 	fs.StringVar(&c.PoisonPolicy, "poison-policy", c.PoisonPolicy, "undecodable messages: fail, skip or dead-letter (default: dead-letter if --dead-letter-topic is set, else skip)")
 	fs.StringVar(&c.DeadLetterTopic, "dead-letter-topic", c.DeadLetterTopic, "topic undecodable messages are copied to")
 	fs.StringVar(&c.SchemaRegistryURL, "schema-registry-url", c.SchemaRegistryURL, "Confluent-compatible schema registry for Avro writer schemas (optional: the Open edX schemas are built in)")
@@ -175,6 +178,7 @@ func (c *Config) consumerConfig() consumer.Config {
 	cc.BatchWait = c.BatchWait
 	cc.PollInterval = c.PollInterval
 	cc.ReadyMaxLag = c.ReadyMaxLag
+	cc.ReadyWithoutBrokersAfter = c.ReadyWithoutBrokers
 	cc.Poison = consumer.PoisonPolicy(c.PoisonPolicy)
 	cc.DeadLetterTopic = c.DeadLetterTopic
 	return cc
