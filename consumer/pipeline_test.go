@@ -327,7 +327,10 @@ func TestReadyWithoutBrokers(t *testing.T) {
 	}
 
 	dead := "127.0.0.1:1" // nothing listens there
-	grace := func(c *consumer.Config) { c.Brokers = []string{dead}; c.ReadyWithoutBrokersAfter = 300 * time.Millisecond }
+	grace := func(c *consumer.Config) {
+		c.Brokers = []string{dead}
+		c.ReadyWithoutBrokersAfter = 300 * time.Millisecond
+	}
 	r = startPipeline(t, dead, path, grace)
 	if r.consumer.Ready() == nil {
 		t.Fatal("ready at once without brokers")
