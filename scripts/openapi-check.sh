@@ -111,18 +111,6 @@ checks.positive_data_acceptance.enabled = false
 include-tag = "admin"
 headers = { Authorization = "Bearer ${OPENAPI_CHECK_ADMIN_TOKEN}" }
 
-# Known deviations of the implementation, each to be removed once fixed:
-# - admin routes answer 404, not 405, to a method they do not declare
-#   (echo's group catch-all route answers first);
-# - GET /admin/inspect ignores a user_id that is not an integer instead of
-#   answering 400.
-[[operations]]
-include-tag = "admin"
-checks.unsupported_method.enabled = false
-
-[[operations]]
-include-operation-id = "adminInspect"
-checks.negative_data_rejection.enabled = false
 EOF
 
 log "schemathesis for up to ${MAX_TIME}s (seed $SEED)"

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -100,8 +102,16 @@ var errNoSuchUser = errors.New("no such user")
 // mountAdmin adds the operator endpoints to the admin group (off unless an
 // admin token is configured; guarded by it).
 func mountAdmin(g *echo.Group, pl *pipeline.Pipeline, ctx context.Context, log *slog.Logger) {
-	g.GET("/inspect", func(c echo.Context) error {
-		id, _ := strconv.ParseInt(c.QueryParam("user_id"), 10, 64)
+	r := adminRouter{g: g, methods: map[string][]string{}}
+	route := r.route
+	route("/inspect", http.MethodGet, func(c echo.Context) error {
+		var id int64
+		if s := c.QueryParam("user_id"); s != "" {
+			var err error
+			if id, err = strconv.ParseInt(s, 10, 64); err != nil {
+				return httpapi.Errorf(httpapi.EINVALID, "user_id=%q: want an integer", s)
+			}
+		}
 		var out *inspection
 		err := pl.Store(func(st *store.Store) (err error) {
 			out, err = inspect(st, c.QueryParam("username"), id, c.QueryParam("digest") == "true")
@@ -119,7 +129,7 @@ func mountAdmin(g *echo.Group, pl *pipeline.Pipeline, ctx context.Context, log *
 		return c.JSON(http.StatusOK, out)
 	})
 
-	g.GET("/snapshot", func(c echo.Context) error {
+	route("/snapshot", http.MethodGet, func(c echo.Context) error {
 		c.Response().Header().Set(echo.HeaderContentType, "application/octet-stream")
 		c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="`+store.FileName+`"`)
 		n, err := pl.Snapshot(c.Response(), func(size int64) {
@@ -130,7 +140,7 @@ func mountAdmin(g *echo.Group, pl *pipeline.Pipeline, ctx context.Context, log *
 		return nil // the status is sent; a broken copy is detected by the restorer
 	})
 
-	g.POST("/rebuild", func(c echo.Context) error {
+	route("/rebuild", http.MethodPost, func(c echo.Context) error {
 		var from time.Time
 		if s := c.QueryParam("from"); s != "" {
 			t, err := time.Parse(time.RFC3339, s)
@@ -150,7 +160,7 @@ func mountAdmin(g *echo.Group, pl *pipeline.Pipeline, ctx context.Context, log *
 		return c.JSON(http.StatusAccepted, map[string]any{"detail": "rebuild started; GET /admin/rebuild for progress"})
 	})
 
-	g.POST("/compact", func(c echo.Context) error {
+	route("/compact", http.MethodPost, func(c echo.Context) error {
 		before, after, err := pl.Compact(c.Request().Context())
 		if errors.Is(err, pipeline.ErrRebuildRunning) {
 			return c.JSON(http.StatusConflict, map[string]any{"detail": err.Error()})
@@ -161,11 +171,41 @@ func mountAdmin(g *echo.Group, pl *pipeline.Pipeline, ctx context.Context, log *
 		return c.JSON(http.StatusOK, map[string]any{"bytes_before": before, "bytes_after": after})
 	})
 
-	g.GET("/rebuild", func(c echo.Context) error {
+	route("/rebuild", http.MethodGet, func(c echo.Context) error {
 		pr, ok := pl.RebuildProgress()
 		if !ok {
 			return httpapi.Errorf(httpapi.ENOTFOUND, "no rebuild has run since start")
 		}
 		return c.JSON(http.StatusOK, pr)
 	})
+}
+
+// adminRouter mounts admin routes so that a method a path does not take
+// answers 405 with an Allow header, not 404.
+type adminRouter struct {
+	g       *echo.Group
+	methods map[string][]string // per path, the methods mounted
+}
+
+// route mounts h for method on path (GET also answers HEAD), and 405 for
+// every other method.
+func (r adminRouter) route(path, method string, h echo.HandlerFunc) {
+	g := r.g
+	g.Add(method, path, h)
+	allowed := append(r.methods[path], method)
+	if method == http.MethodGet {
+		g.Add(http.MethodHead, path, h)
+		allowed = append(allowed, http.MethodHead)
+	}
+	r.methods[path] = allowed
+	allow := strings.Join(allowed, ", ")
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodTrace} {
+		if !slices.Contains(allowed, m) {
+			g.Add(m, path, func(c echo.Context) error {
+				c.Response().Header().Set("Allow", allow)
+				return httpapi.Errorf(httpapi.EMETHOD, "Method %q not allowed.", c.Request().Method)
+			})
+		}
+	}
 }
