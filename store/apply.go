@@ -25,7 +25,7 @@ type Batch struct {
 
 // ApplyResult says what a batch did.
 type ApplyResult struct {
-	Users   int // user records written
+	Users   int // users the batch applied events to (a record that did not change is not rewritten)
 	Courses int // course records whose metadata changed
 	Fanout  int // user records rewritten because a course changed
 	// DroppedRetired counts events dropped because their user is retired.
@@ -139,8 +139,9 @@ func (w *writer) applyUser(id int64, events []projection.Event) (dropped int, er
 	}
 
 	var u projection.User
-	if v := w.users.Get(key); v != nil {
-		if u, err = decodeUser(v); err != nil {
+	stored := w.users.Get(key)
+	if stored != nil {
+		if u, err = decodeUser(stored); err != nil {
 			return 0, err
 		}
 	} else {
@@ -166,7 +167,7 @@ func (w *writer) applyUser(id int64, events []projection.Event) (dropped int, er
 			return 0, err
 		}
 	}
-	return 0, w.putUser(key, &u)
+	return 0, w.putUser(key, &u, stored)
 }
 
 func courseOf(e projection.Event) string {
@@ -226,8 +227,15 @@ func (w *writer) reindex(id int64, oldName string, u projection.User) error {
 	return w.usernames.Put(name, idKey)
 }
 
-func (w *writer) putUser(key []byte, u *projection.User) error {
+// putUser writes a user's record unless it equals stored, the record read
+// in this transaction (nil for a new user): events that change nothing
+// (an older completion, a replayed enrollment) then leave the record's page
+// clean, and the commit writes less.
+func (w *writer) putUser(key []byte, u *projection.User, stored []byte) error {
 	w.buf = encodeUser(w.buf, u)
+	if stored != nil && bytes.Equal(w.buf, stored) {
+		return nil
+	}
 	// bbolt keeps a reference to the value until commit: copy it.
 	return w.users.Put(key, bytes.Clone(w.buf))
 }
@@ -301,7 +309,7 @@ func (w *writer) mergeCourse(course string, m projection.CourseMeta) (fanout int
 			return fanout, true, fmt.Errorf("user %d: %w", id, err)
 		}
 		if u.SetView(course, view) {
-			if err := w.putUser(uk, &u); err != nil {
+			if err := w.putUser(uk, &u, nil); err != nil {
 				return fanout, true, err
 			}
 			fanout++
