@@ -105,8 +105,17 @@ func mountAdmin(g *echo.Group, pl *pipeline.Pipeline, ctx context.Context, log *
 	r := adminRouter{g: g, methods: map[string][]string{}}
 	route := r.route
 	route("/inspect", http.MethodGet, func(c echo.Context) error {
+		q := c.QueryParams()
+		var digest bool
+		if v, ok := q["digest"]; ok {
+			if len(v) != 1 || (v[0] != "true" && v[0] != "false") {
+				return httpapi.Errorf(httpapi.EINVALID, "digest=%q: want true or false", v)
+			}
+			digest = v[0] == "true"
+		}
 		var id int64
-		if s := c.QueryParam("user_id"); s != "" {
+		if v, ok := q["user_id"]; ok {
+			s := strings.Join(v, ",")
 			var err error
 			if id, err = strconv.ParseInt(s, 10, 64); err != nil {
 				return httpapi.Errorf(httpapi.EINVALID, "user_id=%q: want an integer", s)
@@ -114,7 +123,7 @@ func mountAdmin(g *echo.Group, pl *pipeline.Pipeline, ctx context.Context, log *
 		}
 		var out *inspection
 		err := pl.Store(func(st *store.Store) (err error) {
-			out, err = inspect(st, c.QueryParam("username"), id, c.QueryParam("digest") == "true")
+			out, err = inspect(st, c.QueryParam("username"), id, digest)
 			return err
 		})
 		if errors.Is(err, errNoSuchUser) {
@@ -188,24 +197,31 @@ type adminRouter struct {
 }
 
 // route mounts h for method on path (GET also answers HEAD), and 405 for
-// every other method.
+// every other method, including ones the router does not know.
 func (r adminRouter) route(path, method string, h echo.HandlerFunc) {
 	g := r.g
 	g.Add(method, path, h)
-	allowed := append(r.methods[path], method)
+	r.methods[path] = append(r.methods[path], method)
 	if method == http.MethodGet {
 		g.Add(http.MethodHead, path, h)
-		allowed = append(allowed, http.MethodHead)
+		r.methods[path] = append(r.methods[path], http.MethodHead)
 	}
-	r.methods[path] = allowed
-	allow := strings.Join(allowed, ", ")
+	notAllowed := func(c echo.Context) error {
+		c.Response().Header().Set("Allow", strings.Join(r.methods[path], ", "))
+		return httpapi.Errorf(httpapi.EMETHOD, "Method %q not allowed.", c.Request().Method)
+	}
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
 		http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodTrace} {
-		if !slices.Contains(allowed, m) {
-			g.Add(m, path, func(c echo.Context) error {
-				c.Response().Header().Set("Allow", allow)
-				return httpapi.Errorf(httpapi.EMETHOD, "Method %q not allowed.", c.Request().Method)
-			})
+		if !slices.Contains(r.methods[path], m) {
+			g.Add(m, path, notAllowed)
 		}
 	}
+	// Methods the router does not know (QUERY, PROPFIND...) reach only a
+	// not-found route with a wildcard; it must not swallow /inspectfoo.
+	g.RouteNotFound(path+"*", func(c echo.Context) error {
+		if c.Request().URL.Path != httpapi.AdminPrefix+path {
+			return httpapi.Errorf(httpapi.ENOTFOUND, "Not found.")
+		}
+		return notAllowed(c)
+	})
 }
