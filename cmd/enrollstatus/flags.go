@@ -19,14 +19,23 @@ func envName(flagName string) string {
 // from its ENROLLSTATUS_* environment variable. Flags beat the environment;
 // both beat defaults. A bad value names its source.
 func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := parseFlagsArgs(fs, args, getenv); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return nil
+}
+
+// parseFlagsArgs is parseFlags for commands that take positional arguments
+// after their flags.
+func parseFlagsArgs(fs *flag.FlagSet, args []string, getenv func(string) string) error {
 	fs.VisitAll(func(f *flag.Flag) {
 		f.Usage = fmt.Sprintf("%s (env %s)", f.Usage, envName(f.Name))
 	})
 	if err := fs.Parse(args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

@@ -109,13 +109,19 @@ func sortOffsets(o []offsetView) {
 
 func runDiff(_ context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	limit := 20
-	fs, err := opsFlags("diff", "diff [--limit N] DATA_DIR_A DATA_DIR_B\n\nCompare two projections (offsets and timestamps aside) and say where they differ.\nExit status 0: identical, 1: they differ.", nil, getenv, stderr, func(fs *flag.FlagSet) {
-		fs.IntVar(&limit, "limit", limit, "differences to print at most")
-	})
-	if err != nil {
-		return err
+	fs := flag.NewFlagSet("diff", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: enrollstatus diff [--limit N] DATA_DIR_A DATA_DIR_B\n\n"+
+			"Compare two projections (offsets and timestamps aside) and say where they differ.\n"+
+			"Exit status 0: identical, 1: they differ.\n\nFlags:\n")
+		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	fs.IntVar(&limit, "limit", limit, "differences to print at most")
+	if err := parseFlagsArgs(fs, args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
 		return usageError{err}
 	}
 	if fs.NArg() != 2 {
