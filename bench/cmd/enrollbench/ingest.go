@@ -99,7 +99,7 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	began := time.Now()
-	ctx := context.Background()
+	ctx := baseCtx
 	s, err := newIngestSetup(ctx, *self, *cache, *partitions, *users, *courses, *events, stderr)
 	if err != nil {
 		return err
@@ -197,7 +197,7 @@ func cmdRebuild(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	began := time.Now()
-	ctx := context.Background()
+	ctx := baseCtx
 	s, err := newIngestSetup(ctx, *self, *cache, *partitions, *users, *courses, *events, stderr)
 	if err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -102,7 +103,11 @@ func plotQuery(q queryReport, path string) error {
 	p.X.Label.Text = "users in the projection (log scale)"
 	p.Y.Label.Text = "latency (ms, from scheduled send)"
 	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: 1}
+	var ticks []plot.Tick
+	for _, r := range real {
+		ticks = append(ticks, plot.Tick{Value: r.users, Label: humanCount(int(r.users))})
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.Legend.Top, p.Legend.Left = true, true
 	var p50, p99, p999 plotter.XYs
 	for _, r := range real {
@@ -119,6 +124,7 @@ func plotQuery(q queryReport, path string) error {
 		name   string
 	}{
 		{p50, blue, false, "p50"}, {p99, orange, false, "p99"}, {p999, red, false, "p99.9"},
+		{plotter.XYs{{X: lo, Y: bare.P50ms}, {X: hi, Y: bare.P50ms}}, green, true, "bare echo p50"},
 		{plotter.XYs{{X: lo, Y: bare.P99ms}, {X: hi, Y: bare.P99ms}}, grey, true, "bare echo p99"},
 	} {
 		if err := addLine(p, l.pts, l.c, l.dashed, l.name); err != nil {
@@ -138,7 +144,11 @@ func plotIngest(in ingestReport, path string) error {
 	p.X.Label.Text = "consumer batch size (messages per transaction, log scale)"
 	p.Y.Label.Text = "messages/s"
 	p.X.Scale = plot.LogScale{}
-	p.X.Tick.Marker = plot.LogTicks{Prec: 1}
+	var ticks []plot.Tick
+	for _, r := range in.Sweep {
+		ticks = append(ticks, plot.Tick{Value: float64(r.BatchSize), Label: strconv.Itoa(r.BatchSize)})
+	}
+	p.X.Tick.Marker = plot.ConstantTicks(ticks)
 	p.Legend.Top, p.Legend.Left = true, true
 	var e2e plotter.XYs
 	for _, r := range in.Sweep {
@@ -155,7 +165,7 @@ func plotIngest(in ingestReport, path string) error {
 	if err := addLine(p, plotter.XYs{{X: lo, Y: in.BestRaw.Rate / 2}, {X: hi, Y: in.BestRaw.Rate / 2}}, green, true, "target: 0.5 × raw fetch"); err != nil {
 		return err
 	}
-	p.Y.Min = 0
+	p.Y.Min, p.Y.Max = 0, in.BestRaw.Rate*1.25
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
 }
 

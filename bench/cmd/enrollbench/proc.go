@@ -1,9 +1,7 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -137,9 +135,3 @@ func statusRequests(addr string, users, n int, seed uint64) []loadgen.Request {
 	}
 	return reqs
 }
-
-func runLoad(ctx context.Context, cfg loadgen.Config) (loadgen.Stats, error) {
-	return loadgen.Run(ctx, cfg)
-}
-
-var _ = io.Discard

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -44,6 +43,9 @@ type queryRun struct {
 	Errors     int64   `json:"errors"`
 	Unexpected int64   `json:"unexpected"`
 	Rep        int     `json:"rep"`
+	// MajorFaults are the server's page faults that read the disk during
+	// the run: a projection that no longer fits the page cache shows here.
+	MajorFaults int64 `json:"major_faults"`
 }
 
 func toRun(t *queryTarget, mode string, offered float64, s loadgen.Stats, rep int) queryRun {
@@ -63,6 +65,7 @@ type queryReport struct {
 	PeakAnon   map[string]int64       `json:"peak_rss_anon_bytes"`
 	Fixtures   map[string]fixtureInfo `json:"fixtures"`
 	BodyBytes  int                    `json:"body_bytes"`
+	Reps       int                    `json:"reps"`
 	Seconds    float64                `json:"seconds"`
 }
 
@@ -76,7 +79,7 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 	dur := fs.Duration("duration", 15*time.Second, "length of each measured run")
 	conns := fs.Int("conns", 64, "connections at the fixed rate")
 	satConns := fs.Int("sat-conns", 16, "connections at saturation")
-	reps := fs.Int("reps", 2, "repetitions (interleaved across targets; the best is kept for each)")
+	reps := fs.Int("reps", 3, "repetitions (interleaved across targets; the best is kept for each)")
 	sample := fs.Int("sample", 50000, "distinct pre-built requests (users with their own tokens) per target")
 	out := fs.String("out", ".cache/bench/results/query.json", "results file")
 	if err := fs.Parse(args); err != nil {
@@ -164,10 +167,14 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 	// Same requests (same tokens, same paths) as the largest real target.
 	bare.reqs = statusRequests(bare.addr, big.Users, len(big.reqs), uint64(big.Users))
 
-	ctx := context.Background()
+	ctx := baseCtx
+	var faults int64 // of the last load
 	load := func(t *queryTarget, r float64, c int, d time.Duration) (loadgen.Stats, error) {
-		return loadgen.Run(ctx, loadgen.Config{Addr: t.addr, Requests: t.reqs, Conns: c, Rate: r, Duration: d,
+		before := majorFaults(t.proc.pid())
+		s, err := loadgen.Run(ctx, loadgen.Config{Addr: t.addr, Requests: t.reqs, Conns: c, Rate: r, Duration: d,
 			MaxRequests: int64(max(r, 200000) * d.Seconds() * 2)})
+		faults = majorFaults(t.proc.pid()) - before
+		return s, err
 	}
 	for _, t := range targets { // warm up: connections, JIT-free but caches and GC pacing
 		if _, err := load(t, 0, *satConns, 3*time.Second); err != nil {
@@ -193,8 +200,12 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 			}
 			run := toRun(t, "probe", r, s, 0)
 			rep.Probes = append(rep.Probes, run)
-			sustained := run.Throughput >= 0.97*r && run.P99ms < 25 && run.Errors == 0
-			fmt.Fprintf(stderr, "probe %-10s %6.0f req/s offered: %7.0f done, p99 %.2f ms sustained=%v\n", t.Name, r, run.Throughput, run.P99ms, sustained)
+			// Sustained: every request done, and no queue building up
+			// (the median stays low). The tail is left out: on this shared
+			// machine other tenants' bursts reach it at any rate.
+			sustained := run.Throughput >= 0.97*r && run.P50ms < 5 && run.Errors == 0
+			fmt.Fprintf(stderr, "probe %-10s %6.0f req/s offered: %7.0f done, p50 %.2f p99 %.2f ms sustained=%v\n",
+				t.Name, r, run.Throughput, run.P50ms, run.P99ms, sustained)
 			ok = ok && sustained
 		}
 		if ok {
@@ -206,6 +217,7 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("no probed rate was sustained; see the probes")
 	}
 
+	rep.Reps = *reps
 	for i := 1; i <= *reps; i++ {
 		for _, t := range targets {
 			s, err := load(t, rep.Rate, *conns, *dur)
@@ -213,9 +225,10 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			run := toRun(t, "fixed", rep.Rate, s, i)
+			run.MajorFaults = faults
 			rep.Runs = append(rep.Runs, run)
-			fmt.Fprintf(stderr, "rep %d %-10s fixed %6.0f/s: %7.0f/s p50 %.3f p99 %.3f p999 %.3f ms errors %d\n",
-				i, t.Name, rep.Rate, run.Throughput, run.P50ms, run.P99ms, run.P999ms, run.Errors)
+			fmt.Fprintf(stderr, "rep %d %-10s fixed %6.0f/s: %7.0f/s p50 %.3f p99 %.3f p999 %.3f ms errors %d major faults %d\n",
+				i, t.Name, rep.Rate, run.Throughput, run.P50ms, run.P99ms, run.P999ms, run.Errors, run.MajorFaults)
 		}
 		for _, t := range targets {
 			s, err := load(t, 0, *satConns, *dur)
@@ -223,9 +236,10 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 				return err
 			}
 			run := toRun(t, "saturation", 0, s, i)
+			run.MajorFaults = faults
 			rep.Runs = append(rep.Runs, run)
-			fmt.Fprintf(stderr, "rep %d %-10s saturation: %7.0f/s p50 %.3f p99 %.3f p999 %.3f ms errors %d\n",
-				i, t.Name, run.Throughput, run.P50ms, run.P99ms, run.P999ms, run.Errors)
+			fmt.Fprintf(stderr, "rep %d %-10s saturation: %7.0f/s p50 %.3f p99 %.3f p999 %.3f ms errors %d major faults %d\n",
+				i, t.Name, run.Throughput, run.P50ms, run.P99ms, run.P999ms, run.Errors, run.MajorFaults)
 		}
 	}
 	for _, r := range rep.Runs {
@@ -325,10 +339,36 @@ func queryMarkdown(rep queryReport, targets []*queryTarget) string {
 			f.P50ms, f.P99ms, f.P999ms, s.Throughput, s.Throughput/bareSat.Throughput, s.P99ms, float64(rep.PeakAnon[t.Name])/(1<<20))
 	}
 	_ = bare
+	b.WriteString("\nEvery repetition (fixed rate: p99 ms; saturation: req/s; major page faults of the server in brackets):\n\n| target |")
+	for i := 1; i <= rep.Reps; i++ {
+		fmt.Fprintf(&b, " rep %d fixed p99 | rep %d saturation |", i, i)
+	}
+	b.WriteString("\n|---|")
+	for i := 1; i <= rep.Reps; i++ {
+		b.WriteString("---:|---:|")
+	}
+	b.WriteString("\n")
+	for _, t := range targets {
+		fmt.Fprintf(&b, "| %s |", t.Name)
+		for i := 1; i <= rep.Reps; i++ {
+			for _, mode := range []string{"fixed", "saturation"} {
+				for _, r := range rep.Runs {
+					if r.Target == t.Name && r.Rep == i && r.Mode == mode {
+						if mode == "fixed" {
+							fmt.Fprintf(&b, " %.2f (%d) |", r.P99ms, r.MajorFaults)
+						} else {
+							fmt.Fprintf(&b, " %.0f (%d) |", r.Throughput, r.MajorFaults)
+						}
+					}
+				}
+			}
+		}
+		b.WriteString("\n")
+	}
 	if len(rep.Probes) > 0 {
-		b.WriteString("\nRate probes (6 s each):\n\n| target | offered | achieved | p99 ms |\n|---|---:|---:|---:|\n")
+		b.WriteString("\nRate probes (6 s each; sustained = all requests done and p50 < 5 ms):\n\n| target | offered | achieved | p50 ms | p99 ms |\n|---|---:|---:|---:|---:|\n")
 		for _, p := range rep.Probes {
-			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.2f |\n", p.Target, p.Offered, p.Throughput, p.P99ms)
+			fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.2f | %.2f |\n", p.Target, p.Offered, p.Throughput, p.P50ms, p.P99ms)
 		}
 	}
 	b.WriteString("\n")

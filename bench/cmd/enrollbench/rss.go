@@ -107,3 +107,23 @@ func (s *rssSampler) stop() rssResult {
 	<-s.done
 	return s.snapshot()
 }
+
+// majorFaults returns a process's major page faults so far (field 12 of
+// /proc/PID/stat), or 0 when it cannot be read.
+func majorFaults(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces: count from its ')'.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := bytes.Fields(b[i+1:])
+	if len(f) < 10 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(string(f[9]), 10, 64)
+	return n
+}

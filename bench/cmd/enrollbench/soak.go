@@ -77,7 +77,7 @@ func cmdSoak(args []string, stdout, stderr io.Writer) error {
 	if *dur > 2*time.Hour {
 		return fmt.Errorf("-duration %v: at most 2h", *dur)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *dur+5*time.Minute)
+	ctx, cancel := context.WithTimeout(baseCtx, *dur+5*time.Minute)
 	defer cancel()
 
 	b, err := startBroker(3)
