@@ -163,7 +163,7 @@ func TestEndToEndThroughBroker(t *testing.T) {
 
 	path := filepath.Join(t.TempDir(), store.FileName)
 	r := startPipeline(t, broker, path, nil)
-	waitFor(t, "ready", 30*time.Second, func() bool { return r.consumer.Ready() == nil })
+	waitFor(t, "ready", 2*time.Minute, func() bool { return r.consumer.Ready() == nil })
 	f, err := r.store.Freshness()
 	if err != nil {
 		t.Fatal(err)
@@ -188,7 +188,7 @@ func TestEndToEndThroughBroker(t *testing.T) {
 	produce(t, broker, "events", more)
 	r2 := startPipeline(t, broker, path, nil)
 	total := uint64(len(msgs) + len(more))
-	waitFor(t, "resume", 30*time.Second, func() bool {
+	waitFor(t, "resume", 2*time.Minute, func() bool {
 		f, _ := r2.store.Freshness()
 		return f.Applied >= total
 	})

@@ -126,7 +126,7 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 		model.Add(d.Events...)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(2 * time.Minute)
 	users, nonEmpty := model.Usernames(), 0
 	if len(users) < 100 {
 		t.Fatalf("only %d users in the history", len(users))
