@@ -47,6 +47,13 @@ type Config struct {
 	// Leeway is the clock skew allowed on exp, nbf and iat [JWT_LEEWAY, 1 in
 	// Open edX's settings]. Default 1s.
 	Leeway time.Duration
+	// CacheSize bounds the cache of recently verified tokens (see
+	// CacheTTL); 0 turns it off. Default 16384 (about 1.5 MiB).
+	CacheSize int
+	// CacheTTL is how long a verified token is trusted without being
+	// verified again (never past its exp): how long a secret or key removed
+	// from the configuration may still be honoured. Default 1m.
+	CacheTTL time.Duration
 }
 
 // DefaultConfig returns a Config with every default filled in and no key:
@@ -58,6 +65,8 @@ func DefaultConfig() Config {
 		JWKSTimeout:            5 * time.Second,
 		JWKSMaxBytes:           1 << 20,
 		Leeway:                 time.Second,
+		CacheSize:              16384,
+		CacheTTL:               time.Minute,
 	}
 }
 

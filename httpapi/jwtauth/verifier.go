@@ -62,6 +62,9 @@ type Verifier struct {
 	jwks    keyfunc.Keyfunc        // RS/ES; nil when no JWK set is configured
 	issuers []string
 	stop    context.CancelFunc
+	now     func() time.Time
+	leeway  time.Duration
+	cache   *tokenCache // nil: off
 }
 
 // Algorithms accepted with each kind of key. An algorithm is only ever
@@ -88,7 +91,8 @@ func New(cfg Config, opts Options) (*Verifier, error) {
 		opts.Now = time.Now
 	}
 	ctx, stop := context.WithCancel(context.Background())
-	v := &Verifier{issuers: slices.Clone(cfg.Issuers), stop: stop}
+	v := &Verifier{issuers: slices.Clone(cfg.Issuers), stop: stop, now: opts.Now, leeway: cfg.Leeway,
+		cache: newTokenCache(cfg.CacheSize, cfg.CacheTTL)}
 	var methods []string
 	for _, s := range cfg.Secrets {
 		v.secrets.Keys = append(v.secrets.Keys, []byte(s))
@@ -142,27 +146,56 @@ const supportedMajor = 1
 // username it was issued for. A refusal is an *Error. ctx bounds the refresh
 // of the JWK set that an unknown kid may trigger.
 func (v *Verifier) Verify(ctx context.Context, token string) (string, error) {
+	now := v.now()
+	if e, ok := v.cache.get(token, now); ok && v.keyStillThere(ctx, e.kid) {
+		return e.username, nil
+	}
+	username, exp, kid, err := v.verify(ctx, token)
+	if err != nil {
+		return "", err
+	}
+	v.cache.put(token, cachedToken{username: username, kid: kid}, now, exp.Add(v.leeway))
+	return username, nil
+}
+
+// keyStillThere reports whether the JWK set still holds kid ("" is an HS256
+// token, whose secrets do not change while the process runs).
+func (v *Verifier) keyStillThere(ctx context.Context, kid string) bool {
+	if kid == "" || v.jwks == nil {
+		return kid == ""
+	}
+	_, err := v.jwks.Storage().KeyRead(ctx, kid)
+	return err == nil
+}
+
+// verify checks a token fully and returns its username, expiry and, for a
+// token verified against the JWK set, its kid.
+func (v *Verifier) verify(ctx context.Context, token string) (string, time.Time, string, error) {
 	var c claims
+	var kid string
 	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
+		if slices.Contains(asymmetricAlgs, t.Method.Alg()) {
+			kid, _ = t.Header["kid"].(string)
+		}
 		return v.key(ctx, t)
 	})
 	if err != nil {
-		return "", refusal(err, &c)
+		return "", time.Time{}, "", refusal(err, &c)
 	}
 	if len(v.issuers) > 0 && !slices.Contains(v.issuers, c.Issuer) {
-		return "", &Error{Detail: DetailIssuer, cause: fmt.Errorf("issuer %q is not accepted", c.Issuer)}
+		return "", time.Time{}, "", &Error{Detail: DetailIssuer, cause: fmt.Errorf("issuer %q is not accepted", c.Issuer)}
 	}
 	if c.Version != nil && !supportedVersion(*c.Version) {
-		return "", &Error{Detail: DetailInvalid, cause: fmt.Errorf("token version %q is unsupported", *c.Version)}
+		return "", time.Time{}, "", &Error{Detail: DetailInvalid, cause: fmt.Errorf("token version %q is unsupported", *c.Version)}
 	}
 	username := c.PreferredUsername
 	if username == "" {
 		username = c.Username
 	}
 	if username == "" {
-		return "", &Error{Detail: DetailNoUsername}
+		return "", time.Time{}, "", &Error{Detail: DetailNoUsername}
 	}
-	return username, nil
+	return username, c.ExpiresAt.Time, kid, nil // exp is required: the parser checked it
 }
 
 // supportedVersion reports whether v is a semantic version whose major

@@ -1,0 +1,93 @@
+package jwtauth
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+// tokenCache remembers tokens verified recently, so that a mobile client
+// sending the same token on every request skips the signature check and the
+// claims decoding — most of a request's CPU — after its first request.
+//
+// An entry lasts until the token expires (plus the leeway) or until ttl
+// passes, whichever comes first, so a secret or key removed from the
+// configuration stops being honoured within ttl; a token verified against the
+// JWK set is trusted only while its kid is still in the set. Keys are two independent
+// 64-bit hashes of the token under random per-process seeds (tokens themselves
+// are not kept in memory, and a collision cannot be aimed at); the number of
+// entries is bounded, and a full cache drops an arbitrary entry per insert.
+type tokenCache struct {
+	seeds [2]maphash.Seed
+	ttl   time.Duration
+	max   int
+
+	mu      sync.Mutex
+	entries map[[2]uint64]cachedToken
+}
+
+type cachedToken struct {
+	username string
+	until    time.Time
+	kid      string // of a token verified against the JWK set; "" for HS256
+}
+
+func newTokenCache(size int, ttl time.Duration) *tokenCache {
+	if size <= 0 || ttl <= 0 {
+		return nil
+	}
+	return &tokenCache{
+		seeds:   [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()},
+		ttl:     ttl,
+		max:     size,
+		entries: make(map[[2]uint64]cachedToken, min(size, 1024)),
+	}
+}
+
+func (c *tokenCache) key(token string) [2]uint64 {
+	return [2]uint64{maphash.String(c.seeds[0], token), maphash.String(c.seeds[1], token)}
+}
+
+// get returns the entry of a token verified before and still valid at now.
+func (c *tokenCache) get(token string, now time.Time) (cachedToken, bool) {
+	if c == nil {
+		return cachedToken{}, false
+	}
+	k := c.key(token)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[k]
+	if !ok {
+		return cachedToken{}, false
+	}
+	if !now.Before(e.until) {
+		delete(c.entries, k)
+		return cachedToken{}, false
+	}
+	return e, true
+}
+
+// put remembers a token verified at now, valid until expires.
+func (c *tokenCache) put(token string, e cachedToken, now, expires time.Time) {
+	if c == nil {
+		return
+	}
+	until := now.Add(c.ttl)
+	if expires.Before(until) {
+		until = expires
+	}
+	if !now.Before(until) {
+		return
+	}
+	k := c.key(token)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.max {
+		for old := range c.entries {
+			delete(c.entries, old)
+			break
+		}
+	}
+	e.until = until
+	c.entries[k] = e
+}
