@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -83,23 +84,23 @@ func runInspect(_ context.Context, args []string, getenv func(string) string, st
 	return enc.Encode(out)
 }
 
-// adminGet copies an admin endpoint's answer to w.
+// adminGet copies an admin endpoint's JSON answer to w, indented.
 func adminGet(url, token string, w io.Writer) error {
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminCall(context.Background(), http.MethodGet, url, token, http.StatusOK)
 	if err != nil {
 		return err
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return fmt.Errorf("%s: %s %s", url, resp.Status, body)
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
 	}
-	_, err = io.Copy(w, resp.Body)
+	var out bytes.Buffer
+	if err := json.Indent(&out, body, "", "  "); err != nil {
+		return fmt.Errorf("%s: not JSON: %w", url, err)
+	}
+	out.WriteByte('\n')
+	_, err = out.WriteTo(w)
 	return err
 }
 

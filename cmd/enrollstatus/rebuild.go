@@ -122,17 +122,11 @@ func rebuildOnline(ctx context.Context, base, token, from string, bar *progressB
 	if from != "" {
 		url += "?from=" + from
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminCall(ctx, http.MethodPost, url, token, http.StatusAccepted)
 	if err != nil {
 		return err
 	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("POST %s: %s %s", url, resp.Status, body)
-	}
 	t := time.NewTicker(500 * time.Millisecond)
 	defer t.Stop()
 	for {
@@ -141,9 +135,7 @@ func rebuildOnline(ctx context.Context, base, token, from string, bar *progressB
 			return ctx.Err()
 		case <-t.C:
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/admin/rebuild", nil)
-		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := adminCall(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/admin/rebuild", token, http.StatusOK)
 		if err != nil {
 			return err
 		}

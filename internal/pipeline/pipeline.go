@@ -321,6 +321,7 @@ func (p *Pipeline) rebuild(ctx context.Context, from time.Time, start time.Time)
 	if err := r.Stop(); err != nil {
 		return err
 	}
+	p.report(r.Progress(), start, from)
 
 	// Swap: rename the new file over the old one (the old store keeps its
 	// open file), switch readers, close the old store.
