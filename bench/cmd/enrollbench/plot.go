@@ -132,6 +132,9 @@ func plotQuery(q queryReport, path string) error {
 		}
 	}
 	p.Y.Min = 0
+	for _, r := range real { // room for the legend above the lines
+		p.Y.Max = max(p.Y.Max, r.p999*1.5)
+	}
 	return p.Save(7*vg.Inch, 4.5*vg.Inch, path)
 }
 
