@@ -20,12 +20,7 @@ func (c *Consumer) checkCaughtUp() {
 	if c.target == nil {
 		return
 	}
-	var behind int64
-	for pos, end := range c.target {
-		if st := c.parts[pos]; st != nil {
-			behind += max(end-st.next, 0)
-		}
-	}
+	behind := c.behindTarget()
 	if behind <= c.cfg.ReadyMaxLag {
 		c.caughtUp.Store(true)
 		c.m.caughtUp.Set(1)
@@ -72,12 +67,7 @@ func (c *Consumer) Ready() error {
 		}
 		return fmt.Errorf("not yet connected to the brokers")
 	}
-	var behind int64
-	for pos, end := range c.target {
-		if st := c.parts[pos]; st != nil {
-			behind += max(end-st.next, 0)
-		}
-	}
+	behind := c.behindTarget()
 	return fmt.Errorf("catching up: %d messages behind the start-up head", behind)
 }
 
@@ -119,4 +109,16 @@ func (c *Consumer) Partitions() []PartitionStatus {
 		return out[i].Partition < out[j].Partition
 	})
 	return out
+}
+
+// behindTarget is how many messages the partitions are behind the end
+// offsets they had at the first successful poll. The caller holds c.mu.
+func (c *Consumer) behindTarget() int64 {
+	var behind int64
+	for pos, end := range c.target {
+		if st := c.parts[pos]; st != nil {
+			behind += max(end-st.next, 0)
+		}
+	}
+	return behind
 }
