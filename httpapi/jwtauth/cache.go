@@ -44,16 +44,20 @@ func newTokenCache(size int, ttl time.Duration) *tokenCache {
 	}
 }
 
+// key is the cache key of a token; zero when the cache is off.
 func (c *tokenCache) key(token string) [2]uint64 {
+	if c == nil {
+		return [2]uint64{}
+	}
 	return [2]uint64{maphash.String(c.seeds[0], token), maphash.String(c.seeds[1], token)}
 }
 
-// get returns the entry of a token verified before and still valid at now.
-func (c *tokenCache) get(token string, now time.Time) (cachedToken, bool) {
+// get returns the entry of the token whose key is k, verified before and
+// still valid at now.
+func (c *tokenCache) get(k [2]uint64, now time.Time) (cachedToken, bool) {
 	if c == nil {
 		return cachedToken{}, false
 	}
-	k := c.key(token)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[k]
@@ -67,8 +71,9 @@ func (c *tokenCache) get(token string, now time.Time) (cachedToken, bool) {
 	return e, true
 }
 
-// put remembers a token verified at now, valid until expires.
-func (c *tokenCache) put(token string, e cachedToken, now, expires time.Time) {
+// put remembers the token whose key is k, verified at now, valid until
+// expires.
+func (c *tokenCache) put(k [2]uint64, e cachedToken, now, expires time.Time) {
 	if c == nil {
 		return
 	}
@@ -79,7 +84,6 @@ func (c *tokenCache) put(token string, e cachedToken, now, expires time.Time) {
 	if !now.Before(until) {
 		return
 	}
-	k := c.key(token)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.entries) >= c.max {
