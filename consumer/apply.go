@@ -12,6 +12,7 @@ type pending struct {
 	counts map[[3]string]int // (topic, type, outcome) -> messages
 	ends   map[Position]int64
 	failed map[Position]error
+	opened time.Time // when the first item came
 }
 
 func newPending() *pending {
@@ -23,7 +24,22 @@ func newPending() *pending {
 	}
 }
 
+// behind is how many messages the batch's partitions were behind their
+// high watermarks when its last messages were fetched.
+func (p *pending) behind() int64 {
+	var n int64
+	for pos, end := range p.ends {
+		if next, ok := p.batch.Offsets[pos]; ok {
+			n += max(end-next, 0)
+		}
+	}
+	return n
+}
+
 func (p *pending) add(it item) {
+	if len(p.counts) == 0 {
+		p.opened = time.Now()
+	}
 	p.counts[[3]string{it.pos.Topic, it.typ, it.outcome}]++
 	p.ends[it.pos] = max(p.ends[it.pos], it.end)
 	if it.outcome == OutcomeFailed {
@@ -47,11 +63,11 @@ func (c *Consumer) applyLoop(ctx context.Context) error {
 		select {
 		case it := <-c.items:
 			p.add(it)
-			if p.batch.Messages < c.cfg.BatchSize {
+			if !c.full(p) {
 				continue
 			}
 		case <-t.C:
-			if p.empty() {
+			if p.empty() || c.catchingUp(p) && time.Since(p.opened) < c.cfg.CatchUpWait {
 				continue
 			}
 		case <-ctx.Done():
@@ -68,6 +84,25 @@ func (c *Consumer) applyLoop(ctx context.Context) error {
 		}
 		p = newPending()
 	}
+}
+
+// full reports whether a batch must be committed now: at BatchSize
+// messages, or, while catching up, at CatchUpBatchSize.
+func (c *Consumer) full(p *pending) bool {
+	n := p.batch.Messages
+	switch {
+	case n < c.cfg.BatchSize:
+		return false
+	case n >= c.cfg.CatchUpBatchSize:
+		return true
+	}
+	return !c.catchingUp(p) || time.Since(p.opened) >= c.cfg.CatchUpWait
+}
+
+// catchingUp reports whether the batch's partitions are more than a batch
+// behind the head: then a larger batch is worth its wait.
+func (c *Consumer) catchingUp(p *pending) bool {
+	return c.cfg.CatchUpBatchSize > c.cfg.BatchSize && p.behind() > int64(c.cfg.BatchSize)
 }
 
 func (c *Consumer) flush(p *pending) error {

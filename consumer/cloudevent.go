@@ -32,7 +32,7 @@ const (
 // keys of the top-level object as a map would hold them, without building
 // one. The decoders that follow rely on the validation.
 func probeJSON(b []byte) jsonKind {
-	if !json.Valid(b) {
+	if !validJSON(b) {
 		return jsonUnknown
 	}
 	spec, payload, op, ok := probeKeys(b)

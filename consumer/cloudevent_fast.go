@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -65,6 +66,15 @@ func (c *jcur) str() (raw []byte, escaped, ok bool) {
 		return nil, false, false
 	}
 	start := c.i + 1
+	end := bytes.IndexByte(c.b[start:], '"')
+	if end < 0 {
+		return nil, false, false
+	}
+	end += start
+	if bytes.IndexByte(c.b[start:end], '\\') < 0 { // the common case
+		c.i = end + 1
+		return c.b[start:end], false, true
+	}
 	for j := start; j < len(c.b); j++ {
 		switch c.b[j] {
 		case '\\':
@@ -78,6 +88,12 @@ func (c *jcur) str() (raw []byte, escaped, ok bool) {
 	return nil, false, false
 }
 
+// plainRaw reads a string without escapes and returns its bytes.
+func (c *jcur) plainRaw() ([]byte, bool) {
+	raw, escaped, ok := c.str()
+	return raw, ok && !escaped
+}
+
 // plain reads a string without escapes.
 func (c *jcur) plain() (string, bool) {
 	raw, escaped, ok := c.str()
@@ -85,6 +101,41 @@ func (c *jcur) plain() (string, bool) {
 		return "", false
 	}
 	return string(raw), true
+}
+
+// text reads a string, unescaping it exactly as encoding/json does when it
+// holds escapes.
+func (c *jcur) text() (string, bool) {
+	c.ws()
+	start := c.i
+	raw, escaped, ok := c.str()
+	if !ok {
+		return "", false
+	}
+	if !escaped {
+		return string(raw), true
+	}
+	var s string
+	if err := json.Unmarshal(c.b[start:c.i], &s); err != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// boolPtr reads what a *bool field reads: null (nil), true or false.
+func (c *jcur) boolPtr() (*bool, bool) {
+	switch c.peek() {
+	case 'n':
+		return nil, c.isNull()
+	case 't', 'f':
+		raw, ok := c.skip()
+		v := string(raw) == "true"
+		if !ok || !v && string(raw) != "false" {
+			return nil, false
+		}
+		return &v, true
+	}
+	return nil, false
 }
 
 // skip skips one value and returns its raw bytes.
@@ -243,13 +294,14 @@ func (c *jcur) int() (int64, bool) {
 func probeKeys(b []byte) (spec, payload, op, ok bool) {
 	c := jcur{b: b}
 	ok = c.object(func(key []byte, escaped bool) bool {
-		k := string(key)
 		if escaped { // as the map of the former probe saw it
+			var k string
 			if err := json.Unmarshal(append(append([]byte{'"'}, key...), '"'), &k); err != nil {
 				return false
 			}
+			key = []byte(k)
 		}
-		switch k {
+		switch string(key) {
 		case "specversion":
 			spec = true
 		case "payload":
@@ -265,10 +317,27 @@ func probeKeys(b []byte) (spec, payload, op, ok bool) {
 
 var envelopeFields = []string{"specversion", "type", "id", "source", "time", "data"}
 
+// internType returns the known type spelled raw without allocating, else a
+// copy of raw.
+func internType(raw []byte) string {
+	switch string(raw) {
+	case TypeTrackingEvent:
+		return TypeTrackingEvent
+	case TypeEnrollmentCreated:
+		return TypeEnrollmentCreated
+	case TypeEnrollmentChanged:
+		return TypeEnrollmentChanged
+	case TypeUnenrollmentComplete:
+		return TypeUnenrollmentComplete
+	}
+	return string(raw)
+}
+
 // fastCloudEvent decodes a CloudEvent whose envelope is canonical. handled
 // is false when the slow path must decide.
 func fastCloudEvent(b []byte) (dec Decoded, handled bool, err error) {
-	var spec, ceType string
+	var spec []byte
+	var ceType string
 	var at time.Time
 	var data []byte
 	c := jcur{b: b}
@@ -276,11 +345,14 @@ func fastCloudEvent(b []byte) (dec Decoded, handled bool, err error) {
 		var ok bool
 		switch i {
 		case 0:
-			spec, ok = c.plain()
+			spec, ok = c.plainRaw()
 		case 1:
-			ceType, ok = c.plain()
+			var raw []byte
+			if raw, ok = c.plainRaw(); ok {
+				ceType = internType(raw)
+			}
 		case 2, 3: // id, source: strings, unused
-			_, ok = c.plain()
+			_, ok = c.plainRaw()
 		case 4:
 			at, ok = c.time()
 		case 5:
@@ -291,17 +363,25 @@ func fastCloudEvent(b []byte) (dec Decoded, handled bool, err error) {
 		}
 		return ok
 	})
-	if !ok || spec != "1.0" || data == nil {
+	if !ok || string(spec) != "1.0" || data == nil {
 		return dec, false, nil
 	}
 	dec = Decoded{Type: typeLabel(ceType)}
 	var e projection.Event
 	var ignored string
-	if ceType == TypeTrackingEvent {
+	switch ceType {
+	case TypeTrackingEvent:
 		if e, ignored, ok = fastTrackingData(data, at); !ok {
 			return Decoded{}, false, nil
 		}
-	} else if e, ignored, err = cloudEventData(ceType, data, at); err != nil {
+	case TypeEnrollmentCreated, TypeEnrollmentChanged, TypeUnenrollmentComplete:
+		if e, ok = fastEnrollmentData(ceType, data, at); !ok {
+			return Decoded{}, false, nil
+		}
+	default:
+		e, ignored, err = cloudEventData(ceType, data, at)
+	}
+	if err != nil {
 		return dec, true, err
 	}
 	dec.Ignored = ignored
@@ -320,7 +400,7 @@ var (
 // fastTrackingData reads the data of a tracking event as cloudEventData
 // and trackingEvent do.
 func fastTrackingData(data []byte, at time.Time) (projection.Event, string, bool) {
-	var name string
+	var name []byte
 	var stamp time.Time
 	var raw []byte
 	seen := false
@@ -331,7 +411,7 @@ func fastTrackingData(data []byte, at time.Time) (projection.Event, string, bool
 			var ok bool
 			switch i {
 			case 0:
-				name, ok = c.plain()
+				name, ok = c.plainRaw()
 			case 1:
 				stamp, ok = c.time()
 			case 2:
@@ -343,12 +423,12 @@ func fastTrackingData(data []byte, at time.Time) (projection.Event, string, bool
 	if !ok || !seen {
 		return nil, "", false
 	}
-	if name != CompletionEventName {
-		return nil, fmt.Sprintf("tracking event %q", truncate(name, 100)), true
+	if string(name) != CompletionEventName {
+		return nil, fmt.Sprintf("tracking event %q", truncate(string(name), 100)), true
 	}
 	if len(raw) > 0 && raw[0] == '"' { // the LMS sends data as a JSON string
 		s, ok := unescapeSimple(raw)
-		if !ok || !json.Valid(s) {
+		if !ok || !validJSON(s) {
 			return nil, "", false
 		}
 		raw = s
@@ -418,4 +498,93 @@ func unescapeSimple(tok []byte) ([]byte, bool) {
 		}
 	}
 	return out, true
+}
+
+var (
+	enrollmentDataFields   = []string{"enrollment"}
+	enrollmentFields       = []string{"user", "course", "mode", "is_active", "creation_date"}
+	enrollmentUserFields   = []string{"id", "is_active", "pii"}
+	enrollmentPIIFields    = []string{"username"}
+	enrollmentCourseFields = []string{"course_key", "display_name"}
+)
+
+// fastEnrollmentData reads the data of an enrollment event of type ceType as
+// cloudEventData does, into the same enrollmentData. It gives up (false)
+// wherever the slow path might read differently or refuse.
+func fastEnrollmentData(ceType string, data []byte, at time.Time) (projection.Event, bool) {
+	if at.IsZero() {
+		return nil, false // the slow path says why
+	}
+	var d enrollmentData
+	c := jcur{b: data}
+	// optText reads a string field: null leaves it as it is, as in
+	// encoding/json.
+	optText := func(dst *string) bool {
+		if c.isNull() {
+			return true
+		}
+		s, ok := c.text()
+		*dst = s
+		return ok
+	}
+	user := func(i int) bool {
+		var ok bool
+		switch i {
+		case 0:
+			var id int64
+			id, ok = c.int()
+			d.User.ID = flexInt(id)
+		case 1:
+			d.User.IsActive, ok = c.boolPtr()
+		case 2:
+			if c.isNull() {
+				d.User.PII = nil
+				return true
+			}
+			d.User.PII = &userPII{}
+			ok = c.fields(enrollmentPIIFields, func(int) bool { return optText(&d.User.PII.Username) })
+		}
+		return ok
+	}
+	course := func(i int) bool {
+		if i == 0 {
+			return optText(&d.Course.CourseKey)
+		}
+		if c.isNull() {
+			d.Course.DisplayName = nil
+			return true
+		}
+		s, ok := c.text()
+		d.Course.DisplayName = &s
+		return ok
+	}
+	enrollment := func(i int) bool {
+		var ok bool
+		switch i {
+		case 0:
+			ok = c.isNull() || c.fields(enrollmentUserFields, user)
+		case 1:
+			ok = c.isNull() || c.fields(enrollmentCourseFields, course)
+		case 2:
+			ok = optText(&d.Mode)
+		case 3:
+			d.IsActive, ok = c.boolPtr()
+		case 4:
+			var t time.Time
+			t, ok = c.time()
+			d.CreationDate = flexTime(t)
+		}
+		return ok
+	}
+	ok := c.fields(enrollmentDataFields, func(int) bool {
+		return c.isNull() || c.fields(enrollmentFields, enrollment)
+	})
+	if !ok || c.peek() != 0 {
+		return nil, false
+	}
+	e, err := enrollmentEvent(ceType, d, at)
+	if err != nil {
+		return nil, false
+	}
+	return e, true
 }

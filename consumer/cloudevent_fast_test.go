@@ -90,6 +90,36 @@ func fastPathCorpus(t testing.TB) [][]byte {
 	} {
 		out = append(out, []byte(v))
 	}
+	enrollment := func(typ, data string) string {
+		return `{"specversion":"1.0","type":"org.openedx.learning.course.` + typ + `","id":"1","source":"s","time":"2026-01-02T03:04:05Z","data":` + data + `}`
+	}
+	const user = `"user":{"id":7,"is_active":true,"pii":{"username":"ann","email":"a@x"}}`
+	const course = `"course":{"course_key":"course-v1:edX+D+1","display_name":"Démo \u0026 <b>"}`
+	for _, v := range []string{
+		enrollment("enrollment.created.v1", `{"enrollment":{`+user+`,`+course+`,"mode":"audit","is_active":true,"creation_date":"2026-01-01T00:00:00+00:00"}}`),
+		enrollment("enrollment.changed.v1", `{"enrollment":{`+user+`,`+course+`,"mode":"verified","is_active":false,"creation_date":"2026-01-01 00:00:00"}}`),
+		enrollment("unenrollment.completed.v1", `{"enrollment":{`+user+`,`+course+`,"mode":"audit","creation_date":null}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{`+user+`,`+course+`,"mode":"audit","creation_date":"2026-01-01"}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{`+user+`,`+course+`,"mode":null,"is_active":null,"creation_date":"2026-01-01"}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":null,"course":null,"mode":"audit","is_active":true,"creation_date":"2026-01-01"}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":"8","pii":null},"course":{"course_key":"c","display_name":null},"is_active":true}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8,"pii":{}},"course":{"course_key":"c","display_name":""},"is_active":true}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8,"pii":{"username":null}},"course":{"course_key":null},"is_active":false}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8,"pii":{"username":"a\u00e9"}},"course":{"course_key":"c"},"is_active":"yes"}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"is_active":1}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"is_active":true,"is_active":false}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"Is_Active":true}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8},"course":{"course_key":"c","display_name":"\ud800"},"is_active":true}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8},"course":{"course_key":5},"is_active":true}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":[],"course":{"course_key":"c"},"is_active":true}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":null}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":"x"}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"is_active":true,"creation_date":"soon"}}`),
+		`{"specversion":"1.0","type":"org.openedx.learning.course.enrollment.created.v1","data":{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"is_active":true}}}`,
+	} {
+		out = append(out, []byte(v))
+	}
 	return out
 }
 

@@ -42,6 +42,14 @@ type Config struct {
 	// how long a partial batch waits for more.
 	BatchSize int
 	BatchWait time.Duration
+	// CatchUpBatchSize bounds the messages of one transaction while the
+	// consumer is more than BatchSize messages behind the head (start-up
+	// catch-up, a rebuild, after an outage): fewer, larger transactions
+	// rewrite each B+tree page once for many events instead of once per few.
+	// Such a batch is committed when it is full, when the consumer is no
+	// longer behind, or CatchUpWait after it began. Zero: BatchSize.
+	CatchUpBatchSize int
+	CatchUpWait      time.Duration
 
 	// Fetch sizes of the partition readers: large fetches, and a MaxWait
 	// well above a broker round trip.
@@ -76,9 +84,13 @@ type Config struct {
 // DefaultConfig returns a configuration with sane defaults and no brokers.
 func DefaultConfig() Config {
 	return Config{
-		ClientID:     "enrollstatus",
-		BatchSize:    5000,
-		BatchWait:    100 * time.Millisecond,
+		ClientID:  "enrollstatus",
+		BatchSize: 5000,
+		BatchWait: 100 * time.Millisecond,
+
+		CatchUpBatchSize: 50000,
+		CatchUpWait:      2 * time.Second,
+
 		MinBytes:     1,
 		MaxBytes:     16 << 20,
 		MaxWait:      250 * time.Millisecond,
@@ -115,6 +127,12 @@ func (c Config) Validate() error {
 	}
 	if c.BatchWait <= 0 {
 		errs = append(errs, fmt.Errorf("batch wait %v: must be positive", c.BatchWait))
+	}
+	if c.CatchUpBatchSize != 0 && c.CatchUpBatchSize < c.BatchSize {
+		errs = append(errs, fmt.Errorf("catch-up batch size %d: must be 0 (off) or at least the batch size %d", c.CatchUpBatchSize, c.BatchSize))
+	}
+	if c.CatchUpBatchSize > c.BatchSize && c.CatchUpWait <= 0 {
+		errs = append(errs, fmt.Errorf("catch-up wait %v: must be positive", c.CatchUpWait))
 	}
 	if c.PollInterval <= 0 {
 		errs = append(errs, fmt.Errorf("poll interval %v: must be positive", c.PollInterval))

@@ -35,6 +35,8 @@ type Config struct {
 	Topics              listFlag
 	BatchSize           int
 	BatchWait           time.Duration
+	CatchUpBatchSize    int
+	CatchUpWait         time.Duration
 	PollInterval        time.Duration
 	ReadyMaxLag         int64
 	ReadyWithoutBrokers time.Duration
@@ -81,6 +83,8 @@ func DefaultConfig() Config {
 		Topics:              append(listFlag(nil), DefaultTopics...),
 		BatchSize:           cc.BatchSize,
 		BatchWait:           cc.BatchWait,
+		CatchUpBatchSize:    cc.CatchUpBatchSize,
+		CatchUpWait:         cc.CatchUpWait,
 		PollInterval:        cc.PollInterval,
 		ReadyMaxLag:         cc.ReadyMaxLag,
 		ReadyWithoutBrokers: cc.ReadyWithoutBrokersAfter,
@@ -113,6 +117,8 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.Var(&c.Topics, "topics", "topics to consume, comma-separated")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "messages per store transaction, at most")
 	fs.DurationVar(&c.BatchWait, "batch-wait", c.BatchWait, "how long a partial batch waits before it is committed")
+	fs.IntVar(&c.CatchUpBatchSize, "catch-up-batch-size", c.CatchUpBatchSize, "messages per store transaction while more than --batch-size behind the head (catch-up, rebuild); 0: --batch-size")
+	fs.DurationVar(&c.CatchUpWait, "catch-up-wait", c.CatchUpWait, "how long a catch-up batch may grow before it is committed")
 	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often partitions are discovered and end offsets read")
 	fs.Int64Var(&c.ReadyMaxLag, "ready-max-lag", c.ReadyMaxLag, "messages behind the start-up head at which /readyz turns ready")
 	fs.DurationVar(&c.ReadyWithoutBrokers, "ready-without-brokers-after", c.ReadyWithoutBrokers, "turn ready after this long without reaching a broker when the store already holds a projection (stale answers beat none); 0: never")
@@ -176,6 +182,8 @@ func (c *Config) consumerConfig() consumer.Config {
 	cc.Topics = c.Topics
 	cc.BatchSize = c.BatchSize
 	cc.BatchWait = c.BatchWait
+	cc.CatchUpBatchSize = c.CatchUpBatchSize
+	cc.CatchUpWait = c.CatchUpWait
 	cc.PollInterval = c.PollInterval
 	cc.ReadyMaxLag = c.ReadyMaxLag
 	cc.ReadyWithoutBrokersAfter = c.ReadyWithoutBrokers

@@ -26,16 +26,18 @@ import (
 
 // workerResult is what one ingest worker measured, printed as JSON.
 type workerResult struct {
-	Mode       string  `json:"mode"`
-	BatchSize  int     `json:"batch_size,omitempty"`
-	Messages   int64   `json:"messages"`
-	Seconds    float64 `json:"seconds"`
-	Rate       float64 `json:"messages_per_second"`
-	PeakAnon   int64   `json:"peak_rss_anon_bytes"`
-	PeakRSS    int64   `json:"peak_rss_bytes"`
-	FileBytes  int64   `json:"file_bytes,omitempty"`
-	Users      int     `json:"-"`
-	GCCPUShare float64 `json:"-"`
+	Mode      string `json:"mode"`
+	BatchSize int    `json:"batch_size,omitempty"`
+	// CatchUpBatchSize is the consumer's batch bound while behind the head.
+	CatchUpBatchSize int     `json:"catch_up_batch_size,omitempty"`
+	Messages         int64   `json:"messages"`
+	Seconds          float64 `json:"seconds"`
+	Rate             float64 `json:"messages_per_second"`
+	PeakAnon         int64   `json:"peak_rss_anon_bytes"`
+	PeakRSS          int64   `json:"peak_rss_bytes"`
+	FileBytes        int64   `json:"file_bytes,omitempty"`
+	Users            int     `json:"-"`
+	GCCPUShare       float64 `json:"-"`
 }
 
 // cmdIngestWorker consumes every message of the topics once, either
@@ -49,6 +51,7 @@ func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 	topics := fs.String("topics", "", "topics, comma-separated")
 	expect := fs.Int64("expect", 0, "messages in the topics (the sum of end offsets)")
 	batch := fs.Int("batch-size", consumer.DefaultConfig().BatchSize, "consumer batch size (e2e)")
+	catchUp := fs.Int("catch-up-batch-size", consumer.DefaultConfig().CatchUpBatchSize, "consumer catch-up batch size (e2e); at most batch-size: off")
 	dir := fs.String("dir", "", "directory for the projection (e2e)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run here")
@@ -73,6 +76,7 @@ func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 	rss := startRSSSampler(os.Getpid(), 100*time.Millisecond)
 	cc := consumer.DefaultConfig()
 	cc.Brokers, cc.Topics, cc.BatchSize = []string{*brokers}, strings.Split(*topics, ","), *batch
+	cc.CatchUpBatchSize = max(*catchUp, *batch)
 	res := workerResult{Mode: *mode, Messages: *expect}
 	start := time.Now()
 	var err error
@@ -81,6 +85,7 @@ func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 		err = rawFetch(ctx, cc, *expect)
 	case "e2e":
 		res.BatchSize = *batch
+		res.CatchUpBatchSize = cc.CatchUpBatchSize
 		res.FileBytes, err = e2eIngest(ctx, cc, *dir, *expect)
 		start = e2eStart
 	default:

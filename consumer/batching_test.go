@@ -1,0 +1,109 @@
+package consumer_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/internal/synth"
+)
+
+// batchRecorder is a sink that keeps the size of every batch.
+type batchRecorder struct {
+	mu      sync.Mutex
+	sizes   []int
+	offsets map[consumer.Position]int64
+}
+
+func (r *batchRecorder) Apply(b consumer.Batch) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.sizes = append(r.sizes, b.Messages)
+	for p, o := range b.Offsets {
+		r.offsets[p] = o
+	}
+	return 0, nil
+}
+
+func (r *batchRecorder) Positions() (map[consumer.Position]int64, error) { return nil, nil }
+
+func (r *batchRecorder) snapshot() (sizes []int, total int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, n := range r.sizes {
+		total += n
+	}
+	return append([]int(nil), r.sizes...), total
+}
+
+// TestBatchesGrowWhileCatchingUp checks that batches grow up to
+// CatchUpBatchSize while the consumer is far behind the head, never past
+// it, and go back to BatchSize once it has caught up.
+func TestBatchesGrowWhileCatchingUp(t *testing.T) {
+	for _, tc := range []struct {
+		name             string
+		catchUp, wantMax int
+	}{
+		{"catch-up batches", 1500, 1500},
+		{"off", 0, 100},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			broker := MustBroker(t, 1, "events")
+			g := synth.New(5, 300, 20, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+			produce(t, broker, "events", g.History(6000))
+
+			cfg := consumer.DefaultConfig()
+			cfg.Brokers, cfg.Topics = []string{broker}, []string{"events"}
+			cfg.PollInterval, cfg.MaxWait = 200*time.Millisecond, 50*time.Millisecond
+			cfg.BatchSize, cfg.BatchWait = 100, 20*time.Millisecond
+			cfg.CatchUpBatchSize, cfg.CatchUpWait = tc.catchUp, 10*time.Second
+			rec := &batchRecorder{offsets: map[consumer.Position]int64{}}
+			c, err := consumer.New(cfg, rec, consumer.NewDecoder(nil), consumer.NewMetrics(prometheus.NewRegistry()),
+				slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- c.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Error(err)
+				}
+			}()
+			waitFor(t, "catch-up", 30*time.Second, func() bool { _, n := rec.snapshot(); return n == 6000 })
+			sizes, _ := rec.snapshot()
+			largest := 0
+			for _, n := range sizes {
+				largest = max(largest, n)
+			}
+			if largest > tc.wantMax {
+				t.Errorf("largest batch %d messages, want at most %d (sizes %v)", largest, tc.wantMax, sizes)
+			}
+			if tc.catchUp > 0 && largest <= cfg.BatchSize {
+				t.Errorf("batches did not grow while catching up: sizes %v", sizes)
+			}
+			if tc.catchUp == 0 && len(sizes) < 6000/cfg.BatchSize {
+				t.Errorf("%d batches for 6000 messages at batch size %d", len(sizes), cfg.BatchSize)
+			}
+
+			// Caught up: fewer new messages than a batch are committed
+			// promptly, in batches of at most BatchSize.
+			produce(t, broker, "events", g.History(80))
+			waitFor(t, "live messages", 5*time.Second, func() bool { _, n := rec.snapshot(); return n == 6080 })
+			after, _ := rec.snapshot()
+			for _, n := range after[len(sizes):] {
+				if n > cfg.BatchSize {
+					t.Errorf("a batch of %d messages after catching up, want at most %d", n, cfg.BatchSize)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,232 @@
+package consumer
+
+// validJSON reports whether b is one JSON value, with optional whitespace
+// around it: exactly what encoding/json.Valid reports (RFC 8259 grammar, no
+// check of UTF-8, at most 10,000 levels of nesting), in one tight pass. It
+// was a third of the decoding CPU as encoding/json.Valid, whose scanner
+// calls a function per byte; TestValidJSONAgrees and FuzzValidJSON hold it
+// to encoding/json's answer.
+func validJSON(b []byte) bool {
+	v := validator{b: b}
+	v.ws()
+	if !v.value(0) {
+		return false
+	}
+	v.ws()
+	return v.i == len(v.b)
+}
+
+// maxJSONDepth is encoding/json's nesting limit.
+const maxJSONDepth = 10000
+
+type validator struct {
+	b []byte
+	i int
+}
+
+func (v *validator) ws() {
+	for v.i < len(v.b) {
+		switch v.b[v.i] {
+		case ' ', '\t', '\n', '\r':
+			v.i++
+		default:
+			return
+		}
+	}
+}
+
+// value validates one value at v.i; depth is the nesting around it.
+func (v *validator) value(depth int) bool {
+	if v.i >= len(v.b) {
+		return false
+	}
+	switch c := v.b[v.i]; {
+	case c == '{':
+		return v.object(depth + 1)
+	case c == '[':
+		return v.array(depth + 1)
+	case c == '"':
+		return v.str()
+	case c == '-' || c >= '0' && c <= '9':
+		return v.number()
+	case c == 't':
+		return v.literal("true")
+	case c == 'f':
+		return v.literal("false")
+	case c == 'n':
+		return v.literal("null")
+	}
+	return false
+}
+
+func (v *validator) literal(lit string) bool {
+	if len(v.b)-v.i < len(lit) || string(v.b[v.i:v.i+len(lit)]) != lit {
+		return false
+	}
+	v.i += len(lit)
+	return true
+}
+
+func (v *validator) object(depth int) bool {
+	if depth > maxJSONDepth {
+		return false
+	}
+	v.i++ // {
+	v.ws()
+	if v.i < len(v.b) && v.b[v.i] == '}' {
+		v.i++
+		return true
+	}
+	for {
+		if v.i >= len(v.b) || v.b[v.i] != '"' || !v.str() {
+			return false
+		}
+		v.ws()
+		if v.i >= len(v.b) || v.b[v.i] != ':' {
+			return false
+		}
+		v.i++
+		v.ws()
+		if !v.value(depth) {
+			return false
+		}
+		v.ws()
+		if v.i >= len(v.b) {
+			return false
+		}
+		switch v.b[v.i] {
+		case ',':
+			v.i++
+			v.ws()
+		case '}':
+			v.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+func (v *validator) array(depth int) bool {
+	if depth > maxJSONDepth {
+		return false
+	}
+	v.i++ // [
+	v.ws()
+	if v.i < len(v.b) && v.b[v.i] == ']' {
+		v.i++
+		return true
+	}
+	for {
+		if !v.value(depth) {
+			return false
+		}
+		v.ws()
+		if v.i >= len(v.b) {
+			return false
+		}
+		switch v.b[v.i] {
+		case ',':
+			v.i++
+			v.ws()
+		case ']':
+			v.i++
+			return true
+		default:
+			return false
+		}
+	}
+}
+
+// plainByte marks the bytes a string holds as they are: not a control
+// character, a quote or a backslash.
+var plainByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
+
+func (v *validator) str() bool {
+	v.i++ // opening quote
+	for v.i < len(v.b) {
+		c := v.b[v.i]
+		if plainByte[c] {
+			v.i++
+			continue
+		}
+		switch c {
+		case '"':
+			v.i++
+			return true
+		case '\\':
+			if v.i+1 >= len(v.b) {
+				return false
+			}
+			switch v.b[v.i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				v.i += 2
+			case 'u':
+				if len(v.b)-v.i < 6 {
+					return false
+				}
+				for _, h := range v.b[v.i+2 : v.i+6] {
+					if !isHex(h) {
+						return false
+					}
+				}
+				v.i += 6
+			default:
+				return false
+			}
+		default: // a control character
+			return false
+		}
+	}
+	return false
+}
+
+func isHex(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// number validates -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?.
+func (v *validator) number() bool {
+	if v.b[v.i] == '-' {
+		v.i++
+	}
+	switch {
+	case v.i >= len(v.b):
+		return false
+	case v.b[v.i] == '0':
+		v.i++
+	case v.b[v.i] >= '1' && v.b[v.i] <= '9':
+		v.digits()
+	default:
+		return false
+	}
+	if v.i < len(v.b) && v.b[v.i] == '.' {
+		v.i++
+		if v.digits() == 0 {
+			return false
+		}
+	}
+	if v.i < len(v.b) && (v.b[v.i] == 'e' || v.b[v.i] == 'E') {
+		v.i++
+		if v.i < len(v.b) && (v.b[v.i] == '+' || v.b[v.i] == '-') {
+			v.i++
+		}
+		if v.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) digits() int {
+	start := v.i
+	for v.i < len(v.b) && v.b[v.i] >= '0' && v.b[v.i] <= '9' {
+		v.i++
+	}
+	return v.i - start
+}

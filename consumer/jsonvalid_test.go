@@ -1,0 +1,79 @@
+package consumer
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// jsonValidCases are the grammar's corners: each must get encoding/json's
+// answer.
+var jsonValidCases = []string{
+	``, ` `, `{}`, ` {} `, "\t[]\r\n", `[`, `]`, `{`, `}`, `{]`, `[}`, `[1,]`, `{"a":1,}`, `[,1]`,
+	`{"a"}`, `{"a":}`, `{a:1}`, `{"a" : 1 , "b" : [ 1 , 2 ] }`, `{"a":1}{}`, `{} x`, `1 2`,
+	`0`, `-0`, `-`, `01`, `-01`, `1.`, `.1`, `1.5`, `1e5`, `1E+5`, `1e-5`, `1e`, `1e+`, `-1.5e-10`, `1.5.5`,
+	`+1`, `0x10`, `1_000`, `Infinity`, `NaN`,
+	`true`, `false`, `null`, `tru`, `nul`, `truee`, `True`, `NULL`,
+	`""`, `"a"`, `"\""`, `"\\"`, `"\/"`, `"\b\f\n\r\t"`, `"\u00e9"`, `"\u00E9"`, `"\u00g9"`, `"\u00e"`, `"\x41"`, `"\'"`,
+	"\"a\x00b\"", "\"a\x1fb\"", "\"a\x7fb\"", "\"tab\there\"", "\"\xff\xfe\"", "\"é\"", `"abc`, `"\`, `"\u`,
+	`[[[[]]]]`, `{"a":{"b":{"c":[1,{"d":null}]}}}`, `[1,[2,[3,[4]]]]`, `{"":""}`, `[""]`,
+	strings.Repeat("[", 10000) + strings.Repeat("]", 10000),
+	strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000),
+	strings.Repeat(`{"a":`, 10001) + "1" + strings.Repeat("}", 10001),
+	strings.Repeat("[", 20000),
+}
+
+func TestValidJSONAgrees(t *testing.T) {
+	cases := jsonValidCases
+	for _, b := range fastPathCorpus(t) {
+		cases = append(cases, string(b))
+		// Every prefix of a real message, and each with one byte changed.
+		for i := 0; i < len(b); i += 7 {
+			cases = append(cases, string(b[:i]))
+			mut := []byte(string(b))
+			mut[i] ^= 0x20
+			cases = append(cases, string(mut))
+		}
+	}
+	for _, c := range cases {
+		if got, want := validJSON([]byte(c)), json.Valid([]byte(c)); got != want {
+			t.Errorf("validJSON(%.80q) = %v, encoding/json.Valid says %v", c, got, want)
+		}
+	}
+}
+
+func FuzzValidJSON(f *testing.F) {
+	for _, c := range jsonValidCases {
+		if len(c) < 200 {
+			f.Add([]byte(c))
+		}
+	}
+	for _, b := range fastPathCorpus(f)[:50] {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := validJSON(b), json.Valid(b); got != want {
+			t.Fatalf("validJSON(%q) = %v, encoding/json.Valid says %v", b, got, want)
+		}
+	})
+}
+
+func BenchmarkValidJSON(b *testing.B) {
+	msgs := fastPathCorpus(b)
+	for _, bc := range []struct {
+		name  string
+		valid func([]byte) bool
+	}{{"encoding/json", json.Valid}, {"validJSON", validJSON}} {
+		b.Run(bc.name, func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				m := msgs[n%len(msgs)]
+				n++
+				if !bc.valid(m) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
+}
