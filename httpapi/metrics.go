@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -19,6 +20,20 @@ const (
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	// children caches the counter and histogram of each label set seen, so
+	// that a request does not hash and look up its labels twice in the
+	// vectors. It holds no more label sets than the vectors themselves.
+	children sync.Map // labelSet -> *metricChildren
+}
+
+type labelSet struct {
+	route, method string
+	code          int
+}
+
+type metricChildren struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 // newMetrics registers the HTTP metrics. Their labels are the route
@@ -45,15 +60,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	return m, nil
 }
 
-// routeKey is where a handler that routes by itself names its route.
-const routeKey = "enrollstatus.route"
-
-// routeOf is the route label of a request: what its handler named, else the
-// route template echo matched, else unmatchedRoute.
+// routeOf is the route label of a request: the route template echo
+// matched, or the one a handler that routes by itself named with SetPath,
+// else unmatchedRoute.
 func routeOf(c echo.Context) string {
-	if r, ok := c.Get(routeKey).(string); ok {
-		return r
-	}
 	if p := c.Path(); p != "" {
 		return p
 	}
@@ -69,18 +79,21 @@ func methodLabel(m string) string {
 	return "OTHER"
 }
 
-// instrument counts and times every request. It answers errors itself (via
-// the error handler) so that the status it records is the one sent.
-func (s *Server) instrument(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		start := time.Now()
-		if err := next(c); err != nil {
-			c.Error(err)
+// observe counts and times a request answered (see Server.middleware, which
+// answers errors itself so that the status recorded is the one sent).
+func (m *metrics) observe(c echo.Context, start time.Time) {
+	k := labelSet{route: routeOf(c), method: methodLabel(c.Request().Method), code: c.Response().Status}
+	var ch *metricChildren
+	if v, ok := m.children.Load(k); ok {
+		ch = v.(*metricChildren)
+	} else {
+		code := strconv.Itoa(k.code)
+		ch = &metricChildren{
+			requests: m.requests.WithLabelValues(k.route, k.method, code),
+			duration: m.duration.WithLabelValues(k.route, k.method, code),
 		}
-		route, method := routeOf(c), methodLabel(c.Request().Method)
-		code := strconv.Itoa(c.Response().Status)
-		s.metrics.requests.WithLabelValues(route, method, code).Inc()
-		s.metrics.duration.WithLabelValues(route, method, code).Observe(time.Since(start).Seconds())
-		return nil
+		m.children.Store(k, ch)
 	}
+	ch.requests.Inc()
+	ch.duration.Observe(time.Since(start).Seconds())
 }

@@ -4,52 +4,64 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"time"
 
 	"github.com/labstack/echo/v4"
 )
 
-// decodedPath makes echo route on the percent-decoded path, as Django does:
-// the view sees "/users/a b/" for "/users/a%20b/", and "%2F" becomes a "/"
-// that no username can hold. The path is decoded once, by net/http; nothing
-// decodes it again.
-func decodedPath(next echo.HandlerFunc) echo.HandlerFunc {
+// serveHTTP is the server's http.Handler: echo, after making it route on
+// the percent-decoded path, as Django does: the view sees "/users/a b/" for
+// "/users/a%20b/", and "%2F" becomes a "/" that no username can hold. The
+// path is decoded once, by net/http; nothing decodes it again. (Done here
+// rather than in an echo Pre middleware, which costs a closure per request.)
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	r.URL.RawPath = ""
+	s.echo.ServeHTTP(w, r)
+}
+
+// middleware is every route's middleware, in one function (one closure per
+// request rather than one per middleware): it counts and times the request
+// (instrument), turns a panic into a server fault (recoverPanic), and
+// answers over-long request targets and headers (limits), in that order.
+func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		c.Request().URL.RawPath = ""
-		return next(c)
+		start := time.Now()
+		if err := s.recoverLimits(c, next); err != nil {
+			c.Error(err)
+		}
+		s.metrics.observe(c, start)
+		return nil
 	}
 }
 
-// recoverPanic turns a panic in a handler into a server fault, answered 500
-// and logged with its stack by the error handler.
-func recoverPanic(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) (err error) {
-		defer func() {
-			if p := recover(); p != nil {
-				if p == http.ErrAbortHandler {
-					panic(p)
-				}
-				err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+// recoverLimits is recoverPanic around limits around next.
+func (s *Server) recoverLimits(c echo.Context, next echo.HandlerFunc) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			if p == http.ErrAbortHandler {
+				panic(p)
 			}
-		}()
-		return next(c)
+			err = fmt.Errorf("panic: %v\n%s", p, debug.Stack())
+		}
+	}()
+	if err := s.checkLimits(c.Request()); err != nil {
+		return err
 	}
+	return next(c)
 }
 
-// limits answers 414 and 431 with a JSON body for request targets and
+// checkLimits answers 414 and 431 with a JSON body for request targets and
 // headers over the configured sizes. net/http itself refuses headers over
 // twice Config.MaxHeaderBytes, before any handler runs, with a plain-text
 // 431 (see NewHTTPServer).
-func (s *Server) limits(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		r := c.Request()
-		if len(r.RequestURI) > s.cfg.MaxURLBytes {
-			return errURITooLong
-		}
-		if headerSize(r) > s.cfg.MaxHeaderBytes {
-			return errHeaderTooLarge
-		}
-		return next(c)
+func (s *Server) checkLimits(r *http.Request) error {
+	if len(r.RequestURI) > s.cfg.MaxURLBytes {
+		return errURITooLong
 	}
+	if headerSize(r) > s.cfg.MaxHeaderBytes {
+		return errHeaderTooLarge
+	}
+	return nil
 }
 
 var (

@@ -74,13 +74,13 @@ func (s *Server) mobile(c echo.Context) error {
 	username, match, slash := matchStatus(r.URL.Path)
 	if !match {
 		if slash {
-			c.Set(routeKey, slashRoute)
+			c.SetPath(slashRoute)
 			return appendSlash(c)
 		}
-		c.Set(routeKey, unmatchedRoute)
+		c.SetPath(unmatchedRoute)
 		return errNotFound
 	}
-	c.Set(routeKey, statusRoute)
+	c.SetPath(statusRoute)
 
 	// DRF sets these on every answer of an APIView.
 	h := c.Response().Header()

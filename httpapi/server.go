@@ -73,6 +73,7 @@ type Server struct {
 	now      func() time.Time
 	verifier *jwtauth.Verifier
 	metrics  *metrics
+	fresh    freshHeaders
 	echo     *echo.Echo
 	admin    *echo.Group
 	http     *http.Server
@@ -121,15 +122,14 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	s.echo.Logger.SetOutput(echoLog{deps.Logger})
 	s.echo.HTTPErrorHandler = s.handleError
 	s.routes()
-	s.http = NewHTTPServer(cfg, s.echo, deps.Logger)
+	s.http = NewHTTPServer(cfg, http.HandlerFunc(s.serveHTTP), deps.Logger)
 	return s, nil
 }
 
 // routes is every route the service answers.
 func (s *Server) routes() {
 	e := s.echo
-	e.Pre(decodedPath)
-	e.Use(s.instrument, recoverPanic, s.limits)
+	e.Use(s.middleware)
 
 	getHead := []string{http.MethodGet, http.MethodHead}
 	e.Match(getHead, "/healthz", s.healthz)
@@ -162,7 +162,7 @@ func (s *Server) Admin() *echo.Group { return s.admin }
 
 // Handler is the server's http.Handler, for tests and for callers that run
 // their own http.Server.
-func (s *Server) Handler() http.Handler { return s.echo }
+func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
 // Serve answers connections from ln until Shutdown, then returns nil.
 func (s *Server) Serve(ln net.Listener) error {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -40,7 +41,7 @@ func (s *Server) status(c echo.Context, username string) error {
 		return fmt.Errorf("read enrollments status: %w", err)
 	}
 	lag, connected := s.health.Lag()
-	setFreshness(c.Response().Header(), fresh, lag, connected, s.cfg.StaleLag)
+	s.fresh.set(c.Response().Header(), fresh, lag, connected, s.cfg.StaleLag)
 
 	b := getBody()
 	defer putBody(b)
@@ -48,14 +49,42 @@ func (s *Server) status(c echo.Context, username string) error {
 	return writeJSON(c, http.StatusOK, *b)
 }
 
-func setFreshness(h http.Header, f projection.Freshness, lag int64, connected bool, staleLag int64) {
-	if !f.LastEventTime.IsZero() {
-		h[HeaderLastEventTime] = []string{f.LastEventTime.UTC().Format(time.RFC3339Nano)}
+// freshHeaders formats the freshness headers. The projection's times and
+// the lag change once per batch applied, not per request: the values of
+// the last answer are kept and reused while they stay the same.
+type freshHeaders struct {
+	last atomic.Pointer[freshValues]
+}
+
+// freshValues are the header values of one freshness; the slices are
+// shared by every answer that carries them and never modified.
+type freshValues struct {
+	lastEventTime, committedAt time.Time
+	lag                        int64
+	lastEventTimeV, committedV []string
+	lagV                       []string
+}
+
+func (f *freshHeaders) set(h http.Header, fresh projection.Freshness, lag int64, connected bool, staleLag int64) {
+	v := f.last.Load()
+	if v == nil || !v.lastEventTime.Equal(fresh.LastEventTime) || !v.committedAt.Equal(fresh.CommittedAt) || v.lag != lag {
+		v = &freshValues{lastEventTime: fresh.LastEventTime, committedAt: fresh.CommittedAt, lag: lag,
+			lagV: []string{strconv.FormatInt(lag, 10)}}
+		if !fresh.LastEventTime.IsZero() {
+			v.lastEventTimeV = []string{fresh.LastEventTime.UTC().Format(time.RFC3339Nano)}
+		}
+		if !fresh.CommittedAt.IsZero() {
+			v.committedV = []string{fresh.CommittedAt.UTC().Format(time.RFC3339Nano)}
+		}
+		f.last.Store(v)
 	}
-	if !f.CommittedAt.IsZero() {
-		h[HeaderCommittedAt] = []string{f.CommittedAt.UTC().Format(time.RFC3339Nano)}
+	if v.lastEventTimeV != nil {
+		h[HeaderLastEventTime] = v.lastEventTimeV
 	}
-	h[HeaderLag] = []string{strconv.FormatInt(lag, 10)}
+	if v.committedV != nil {
+		h[HeaderCommittedAt] = v.committedV
+	}
+	h[HeaderLag] = v.lagV
 	if !connected || lag > staleLag {
 		h[HeaderStale] = trueValue
 	} else {

@@ -71,6 +71,7 @@ type Store struct {
 	db     *bolt.DB
 	policy projection.Policy
 	path   string
+	fresh  freshPointer // see read.go
 }
 
 // Open opens or creates the projection file at path.
@@ -148,13 +149,9 @@ func (s *Store) Path() string { return s.path }
 
 // Status returns the enrollments status of username at now under the store's
 // policy, with the freshness of the read. An unknown user has an empty status.
-// It is one read transaction: an index lookup and one record.
-func (s *Store) Status(ctx context.Context, username string, now time.Time) ([]projection.Status, projection.Freshness, error) {
-	u, fresh, found, err := s.UserByName(ctx, username)
-	if err != nil || !found {
-		return nil, fresh, err
-	}
-	return u.Status(now, s.policy), fresh, nil
+// It is one read transaction: an index lookup and one record (see read.go).
+func (s *Store) Status(_ context.Context, username string, now time.Time) ([]projection.Status, projection.Freshness, error) {
+	return s.statusRead(username, now)
 }
 
 // UserByName returns the record of the user whose username, lower-cased as

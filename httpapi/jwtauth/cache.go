@@ -16,7 +16,7 @@ import (
 // JWK set is trusted only while its kid is still in the set. Keys are two independent
 // 64-bit hashes of the token under random per-process seeds (tokens themselves
 // are not kept in memory, and a collision cannot be aimed at); the number of
-// entries is bounded, and a full cache drops an arbitrary entry per insert.
+// entries is bounded: a full cache drops its oldest entry per insert.
 type tokenCache struct {
 	seeds [2]maphash.Seed
 	ttl   time.Duration
@@ -24,6 +24,11 @@ type tokenCache struct {
 
 	mu      sync.Mutex
 	entries map[[2]uint64]cachedToken
+	// order is the keys of the last max inserts, a ring whose next slot
+	// holds the oldest: overwriting a slot drops its key from entries, so
+	// entries only ever holds keys of the last max inserts.
+	order [][2]uint64
+	next  int
 }
 
 type cachedToken struct {
@@ -84,14 +89,17 @@ func (c *tokenCache) put(k [2]uint64, e cachedToken, now, expires time.Time) {
 	if !now.Before(until) {
 		return
 	}
+	e.until = until
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.entries) >= c.max {
-		for old := range c.entries {
-			delete(c.entries, old)
-			break
+	if _, ok := c.entries[k]; !ok {
+		if len(c.order) < c.max {
+			c.order = append(c.order, k)
+		} else {
+			delete(c.entries, c.order[c.next])
+			c.order[c.next] = k
+			c.next = (c.next + 1) % c.max
 		}
 	}
-	e.until = until
 	c.entries[k] = e
 }

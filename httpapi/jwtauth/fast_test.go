@@ -278,3 +278,28 @@ func BenchmarkFastHS256(b *testing.B) {
 		}
 	}
 }
+
+// TestTokenCacheBounded: the cache never holds more than its size, drops
+// its oldest entries first, and a token put twice takes one place.
+func TestTokenCacheBounded(t *testing.T) {
+	c := newTokenCache(100, time.Minute)
+	for i := range 1000 {
+		tok := fmt.Sprint("token-", i)
+		c.put(c.key(tok), cachedToken{username: tok}, fastNow, fastNow.Add(time.Hour))
+		c.put(c.key(tok), cachedToken{username: tok}, fastNow, fastNow.Add(time.Hour))
+		if i%7 == 0 { // some expire and are dropped by get
+			c.put(c.key(tok), cachedToken{username: tok}, fastNow, fastNow.Add(time.Second))
+			c.get(c.key(tok), fastNow.Add(time.Second))
+		}
+		if len(c.entries) > 100 {
+			t.Fatalf("after %d inserts the cache holds %d entries", i+1, len(c.entries))
+		}
+	}
+	for i := range 1000 {
+		tok := fmt.Sprint("token-", i)
+		_, ok := c.get(c.key(tok), fastNow)
+		if want := i >= 900 && i%7 != 0; ok != want {
+			t.Fatalf("%s cached %v, want %v", tok, ok, want)
+		}
+	}
+}
