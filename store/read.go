@@ -3,7 +3,6 @@ package store
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -14,8 +13,8 @@ import (
 )
 
 // The query path's read: one read transaction, the username index, one
-// record decoded in place (its strings are views of bbolt's page memory,
-// valid while the transaction is open), the status computed, and only the
+// record decoded in place (strings are views of bbolt's page memory, valid
+// while the transaction is open) straight into the status, and only the
 // strings of the answer copied out, in one allocation. The freshness is
 // read once per committed transaction, not once per query.
 
@@ -37,19 +36,86 @@ func (s *Store) statusRead(username string, now time.Time) ([]projection.Status,
 	if v == nil {
 		return nil, fresh, nil
 	}
-	u := views.Get().(*projection.User)
-	defer putView(u)
-	if err := decodeUserView(v, u); err != nil {
+	name, st, err := statusOfRecord(v, now, s.policy)
+	if err != nil {
 		return nil, fresh, fmt.Errorf("user %d: %w", userID(id), err)
 	}
 	// The index follows the record's username; a mismatch would be a bug,
 	// and answering another user's data is the worst one.
-	if projection.LowerUsername(u.Username) != lower {
+	if projection.LowerUsername(name) != lower {
 		return nil, fresh, nil
 	}
-	st := u.Status(now, s.policy)
 	detachStatus(st)
 	return st, fresh, nil
+}
+
+// statusOfRecord is decodeUser(v) then User.Status(now, p), without
+// building the User: it decodes every field, so that a damaged record fails
+// as decodeUser fails, but keeps only what the answer needs. The username
+// and the answer's strings are views of v.
+func statusOfRecord(v []byte, now time.Time, p projection.Policy) (username string, out []projection.Status, err error) {
+	d := decoder{b: v, s: unsafe.String(unsafe.SliceData(v), len(v))}
+	if ver := d.byte(); ver != userRecordV1 && d.err == nil {
+		return "", nil, fmt.Errorf("%w: user record version %d", errCorrupt, ver)
+	}
+	d.varint() // id
+	username = d.string()
+	d.time() // username time
+	n := d.uvarint()
+	if n > uint64(len(d.b)) { // every entry takes at least a byte
+		return "", nil, fmt.Errorf("%w: %d course entries in %d bytes", errCorrupt, n, len(d.b))
+	}
+	// As projection.User.Status, entry by entry.
+	since := now.Add(-p.Window)
+	out = make([]projection.Status, 0, min(int(n), max(p.Limit, 0)))
+	considered := 0
+	for range n {
+		courseID := d.string()
+		flags := d.byte()
+		mobile := projection.Availability(d.byte())
+		var created, enrolled time.Time
+		if flags&flagEnrolled != 0 {
+			d.string() // mode
+			created = d.time()
+			enrolled = d.time()
+		}
+		last := d.time()
+		var name string
+		hasName := flags&flagHasName != 0
+		if hasName {
+			name = d.string()
+		}
+		// Active enrollments only (Known: an enrollment time), the first
+		// p.Limit of them, then the mobile filter.
+		if enrolled.IsZero() || flags&flagActive == 0 || considered >= p.Limit {
+			continue
+		}
+		considered++
+		if !mobileAvailable(p, mobile) {
+			continue
+		}
+		out = append(out, projection.Status{CourseID: courseID, CourseName: name, HasCourseName: hasName,
+			RecentlyActive: (!last.IsZero() && !last.Before(since)) || created.After(since)})
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.b))
+	}
+	if d.err != nil {
+		return "", nil, d.err
+	}
+	return username, out, nil
+}
+
+// mobileAvailable is projection.Policy's mobile filter.
+func mobileAvailable(p projection.Policy, a projection.Availability) bool {
+	switch p.Mobile {
+	case projection.MobileOff:
+		return true
+	case projection.MobileStrict:
+		return a == projection.Available
+	default:
+		return a != projection.Unavailable
+	}
 }
 
 // freshCache is the freshness read at one transaction id. Every write is a
@@ -72,63 +138,6 @@ func (s *Store) freshness(tx *bolt.Tx) projection.Freshness {
 
 // freshPointer is the Store's cache of the last freshness read.
 type freshPointer = atomic.Pointer[freshCache]
-
-// views recycles the decoded records of statusRead.
-var views = sync.Pool{New: func() any { return new(projection.User) }}
-
-// maxPooledCourses: a record with more courses than this is not kept.
-const maxPooledCourses = 256
-
-func putView(u *projection.User) {
-	if cap(u.Courses) > maxPooledCourses {
-		return
-	}
-	clear(u.Courses) // drop the views of page memory
-	*u = projection.User{Courses: u.Courses[:0]}
-	views.Put(u)
-}
-
-// decodeUserView is decodeUser, into u (reusing its Courses), with every
-// string a view of b instead of a copy: u is only valid while b is.
-func decodeUserView(b []byte, u *projection.User) error {
-	d := decoder{b: b, s: unsafe.String(unsafe.SliceData(b), len(b))}
-	if v := d.byte(); v != userRecordV1 && d.err == nil {
-		return fmt.Errorf("%w: user record version %d", errCorrupt, v)
-	}
-	u.ID = d.varint()
-	u.Username = d.string()
-	u.UsernameTime = d.time()
-	n := d.uvarint()
-	if n > uint64(len(d.b)) { // every entry takes at least a byte
-		return fmt.Errorf("%w: %d course entries in %d bytes", errCorrupt, n, len(d.b))
-	}
-	if uint64(cap(u.Courses)) >= n {
-		u.Courses = u.Courses[:n]
-		clear(u.Courses)
-	} else {
-		u.Courses = make([]projection.UserCourse, n)
-	}
-	for i := range u.Courses {
-		c := &u.Courses[i]
-		c.CourseID = d.string()
-		flags := d.byte()
-		c.View.Mobile = projection.Availability(d.byte())
-		if flags&flagEnrolled != 0 {
-			c.Enrollment.Mode = d.string()
-			c.Enrollment.Created = d.time()
-			c.Enrollment.Time = d.time()
-			c.Enrollment.Active = flags&flagActive != 0
-		}
-		c.LastCompletion = d.time()
-		if flags&flagHasName != 0 {
-			c.View.Name, c.View.HasName = d.string(), true
-		}
-	}
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.b))
-	}
-	return d.err
-}
 
 // detachStatus copies the strings of st (views of page memory) into one
 // allocation of their own.

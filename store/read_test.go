@@ -74,57 +74,68 @@ func TestStatusReadAgrees(t *testing.T) {
 	}
 }
 
-// TestDecodeUserView: decoding in place gives what decodeUser gives, for
-// records of every shape, reusing the same User, and fails where it fails.
-func TestDecodeUserView(t *testing.T) {
+// TestStatusOfRecord: decoding a record straight into its status gives
+// what decodeUser then User.Status give, for records of every shape, under
+// every policy, and fails where decodeUser fails, with the same error.
+func TestStatusOfRecord(t *testing.T) {
 	u := benchUser()
 	u.Courses[1].View = projection.CourseView{} // no name
 	u.Courses[2].Enrollment = projection.EnrollmentState{}
 	u.Courses[3].LastCompletion = time.Time{}
 	u.Courses[4].Enrollment.Active = false
-	var view projection.User
-	for _, n := range []int{10, 3, 0, 10} {
+	u.Courses[5].View.Mobile = projection.Unavailable
+	u.Courses[6].View.Mobile = projection.AvailabilityUnknown
+	u.Courses[7].Enrollment.Created = time.Date(2025, 5, 20, 0, 0, 0, 0, time.UTC)
+	u.Courses[8].LastCompletion = time.Date(2025, 5, 2, 12, 30, 0, 123456000, time.UTC)
+	policies := []projection.Policy{
+		projection.DefaultPolicy(),
+		{Window: 30 * 24 * time.Hour, Limit: 3, Mobile: projection.MobileStrict},
+		{Window: 7 * 24 * time.Hour, Limit: 0, Mobile: projection.MobileOff},
+		{Window: 30 * 24 * time.Hour, Limit: 500, Mobile: projection.MobileOff},
+	}
+	for _, n := range []int{10, 3, 0} {
 		v := u
 		v.Courses = u.Courses[:n]
 		rec := encodeUser(nil, &v)
-		want, err := decodeUser(rec)
+		dec, err := decodeUser(rec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := decodeUserView(rec, &view); err != nil {
-			t.Fatal(err)
-		}
-		if len(want.Courses) == 0 {
-			want.Courses = view.Courses[:0]
-		}
-		if !reflect.DeepEqual(view, want) {
-			t.Fatalf("%d courses: view %+v, want %+v", n, view, want)
+		for _, p := range policies {
+			for _, now := range []time.Time{time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 6, 2, 12, 30, 0, 123456000, time.UTC),
+				time.Date(2025, 6, 19, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} {
+				name, got, err := statusOfRecord(rec, now, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := dec.Status(now, p); name != dec.Username || !reflect.DeepEqual(got, want) {
+					t.Fatalf("%d courses, %+v at %v: got %q %+v, want %q %+v", n, p, now, name, got, dec.Username, want)
+				}
+			}
 		}
 		for cut := range rec {
 			_, werr := decodeUser(rec[:cut])
-			verr := decodeUserView(rec[:cut], &view)
-			if (werr == nil) != (verr == nil) || werr != nil && werr.Error() != verr.Error() {
-				t.Fatalf("record cut at %d: view error %v, decodeUser error %v", cut, verr, werr)
+			_, _, gerr := statusOfRecord(rec[:cut], time.Time{}, policies[0])
+			if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
+				t.Fatalf("record cut at %d: error %v, decodeUser error %v", cut, gerr, werr)
 			}
 		}
 	}
 }
 
-// BenchmarkStatusRead is BenchmarkDecodeUser's record through the query
-// path's in-place decoding and status.
-func BenchmarkStatusRead(b *testing.B) {
+// BenchmarkStatusOfRecord is BenchmarkDecodeUser's record through the query
+// path's decoding into the status, strings copied out.
+func BenchmarkStatusOfRecord(b *testing.B) {
 	u := benchUser()
 	rec := encodeUser(nil, &u)
 	now := time.Date(2025, 6, 2, 0, 0, 0, 0, time.UTC)
 	p := projection.DefaultPolicy()
 	b.ReportAllocs()
 	for b.Loop() {
-		v := views.Get().(*projection.User)
-		if err := decodeUserView(rec, v); err != nil {
+		_, st, err := statusOfRecord(rec, now, p)
+		if err != nil {
 			b.Fatal(err)
 		}
-		st := v.Status(now, p)
 		detachStatus(st)
-		putView(v)
 	}
 }
