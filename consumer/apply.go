@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"time"
+
+	"github.com/enrollstatus/enrollstatus/projection"
 )
 
 // pending accumulates items into the next batch.
@@ -12,8 +14,14 @@ type pending struct {
 	counts map[[3]string]int // (topic, type, outcome) -> messages
 	ends   map[Position]int64
 	failed map[Position]error
-	opened time.Time // when the first item came
+	opened time.Time          // when the first item came
+	users  map[int64]struct{} // distinct users the events touch
+	joins  int                // enrollment events: each may add to a course's member index
 }
+
+// writes bounds the records the batch will write: one per user, one per
+// enrollment (a course's member index).
+func (p *pending) writes() int { return len(p.users) + p.joins }
 
 func newPending() *pending {
 	return &pending{
@@ -21,6 +29,7 @@ func newPending() *pending {
 		counts: map[[3]string]int{},
 		ends:   map[Position]int64{},
 		failed: map[Position]error{},
+		users:  map[int64]struct{}{},
 	}
 }
 
@@ -47,6 +56,14 @@ func (p *pending) add(it item) {
 		return
 	}
 	p.batch.Events = append(p.batch.Events, it.events...)
+	for _, e := range it.events {
+		if id, ok := projection.UserOf(e); ok {
+			p.users[id] = struct{}{}
+		}
+		if _, ok := e.(projection.Enrollment); ok {
+			p.joins++
+		}
+	}
 	p.batch.Offsets[it.pos] = it.offset + 1
 	p.batch.Messages++
 }
@@ -87,13 +104,14 @@ func (c *Consumer) applyLoop(ctx context.Context) error {
 }
 
 // full reports whether a batch must be committed now: at BatchSize
-// messages, or, while catching up, at CatchUpBatchSize.
+// messages, or, while catching up, at CatchUpBatchSize messages or
+// CatchUpMaxWrites records.
 func (c *Consumer) full(p *pending) bool {
 	n := p.batch.Messages
 	switch {
 	case n < c.cfg.BatchSize:
 		return false
-	case n >= c.cfg.CatchUpBatchSize:
+	case n >= c.cfg.CatchUpBatchSize, p.writes() >= c.cfg.CatchUpMaxWrites:
 		return true
 	}
 	return !c.catchingUp(p) || time.Since(p.opened) >= c.cfg.CatchUpWait

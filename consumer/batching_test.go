@@ -12,19 +12,32 @@ import (
 
 	"github.com/enrollstatus/enrollstatus/consumer"
 	"github.com/enrollstatus/enrollstatus/internal/synth"
+	"github.com/enrollstatus/enrollstatus/projection"
 )
 
 // batchRecorder is a sink that keeps the size of every batch.
 type batchRecorder struct {
-	mu      sync.Mutex
-	sizes   []int
-	offsets map[consumer.Position]int64
+	mu        sync.Mutex
+	sizes     []int
+	maxWrites int // most records one batch writes: distinct users + enrollments
+	offsets   map[consumer.Position]int64
 }
 
 func (r *batchRecorder) Apply(b consumer.Batch) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.sizes = append(r.sizes, b.Messages)
+	users, writes := map[int64]bool{}, 0
+	for _, e := range b.Events {
+		if id, ok := projection.UserOf(e); ok && !users[id] {
+			users[id] = true
+			writes++
+		}
+		if _, ok := e.(projection.Enrollment); ok {
+			writes++
+		}
+	}
+	r.maxWrites = max(r.maxWrites, writes)
 	for p, o := range b.Offsets {
 		r.offsets[p] = o
 	}
@@ -47,11 +60,12 @@ func (r *batchRecorder) snapshot() (sizes []int, total int) {
 // it, and go back to BatchSize once it has caught up.
 func TestBatchesGrowWhileCatchingUp(t *testing.T) {
 	for _, tc := range []struct {
-		name             string
-		catchUp, wantMax int
+		name                     string
+		catchUp, maxWrites, want int // want: the largest batch allowed
 	}{
-		{"catch-up batches", 1500, 1500},
-		{"off", 0, 100},
+		{"catch-up batches", 1500, 100000, 1500},
+		{"bounded by writes", 5000, 400, 5000},
+		{"off", 0, 100000, 100},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			broker := MustBroker(t, 1, "events")
@@ -62,7 +76,7 @@ func TestBatchesGrowWhileCatchingUp(t *testing.T) {
 			cfg.Brokers, cfg.Topics = []string{broker}, []string{"events"}
 			cfg.PollInterval, cfg.MaxWait = 200*time.Millisecond, 50*time.Millisecond
 			cfg.BatchSize, cfg.BatchWait = 100, 20*time.Millisecond
-			cfg.CatchUpBatchSize, cfg.CatchUpWait = tc.catchUp, 10*time.Second
+			cfg.CatchUpBatchSize, cfg.CatchUpWait, cfg.CatchUpMaxWrites = tc.catchUp, 10*time.Second, tc.maxWrites
 			rec := &batchRecorder{offsets: map[consumer.Position]int64{}}
 			c, err := consumer.New(cfg, rec, consumer.NewDecoder(nil), consumer.NewMetrics(prometheus.NewRegistry()),
 				slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -84,8 +98,16 @@ func TestBatchesGrowWhileCatchingUp(t *testing.T) {
 			for _, n := range sizes {
 				largest = max(largest, n)
 			}
-			if largest > tc.wantMax {
-				t.Errorf("largest batch %d messages, want at most %d (sizes %v)", largest, tc.wantMax, sizes)
+			if largest > tc.want {
+				t.Errorf("largest batch %d messages, want at most %d (sizes %v)", largest, tc.want, sizes)
+			}
+			// A batch ends at the message that reaches the bound; a
+			// message carries one event.
+			rec.mu.Lock()
+			maxWrites := rec.maxWrites
+			rec.mu.Unlock()
+			if tc.catchUp > 0 && maxWrites > tc.maxWrites+2 {
+				t.Errorf("a catch-up batch writes %d records, want at most %d", maxWrites, tc.maxWrites+2)
 			}
 			if tc.catchUp > 0 && largest <= cfg.BatchSize {
 				t.Errorf("batches did not grow while catching up: sizes %v", sizes)

@@ -50,6 +50,12 @@ type Config struct {
 	// longer behind, or CatchUpWait after it began. Zero: BatchSize.
 	CatchUpBatchSize int
 	CatchUpWait      time.Duration
+	// CatchUpMaxWrites also ends a catch-up batch, at this many records to
+	// write (one per distinct user, one per enrollment for the course's
+	// member index). Each dirties a page of the store, and a commit holds
+	// every dirty page in memory at once (bbolt), so this bounds a commit's
+	// memory whatever the size of the projection: ~15 KiB per record.
+	CatchUpMaxWrites int
 
 	// Fetch sizes of the partition readers: large fetches, and a MaxWait
 	// well above a broker round trip.
@@ -90,6 +96,7 @@ func DefaultConfig() Config {
 
 		CatchUpBatchSize: 50000,
 		CatchUpWait:      2 * time.Second,
+		CatchUpMaxWrites: 16384,
 
 		MinBytes:     1,
 		MaxBytes:     16 << 20,
@@ -133,6 +140,9 @@ func (c Config) Validate() error {
 	}
 	if c.CatchUpBatchSize > c.BatchSize && c.CatchUpWait <= 0 {
 		errs = append(errs, fmt.Errorf("catch-up wait %v: must be positive", c.CatchUpWait))
+	}
+	if c.CatchUpBatchSize > c.BatchSize && c.CatchUpMaxWrites < 1 {
+		errs = append(errs, fmt.Errorf("catch-up max writes %d: must be at least 1", c.CatchUpMaxWrites))
 	}
 	if c.PollInterval <= 0 {
 		errs = append(errs, fmt.Errorf("poll interval %v: must be positive", c.PollInterval))

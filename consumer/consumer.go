@@ -93,7 +93,7 @@ func New(cfg Config, sink Sink, dec *Decoder, m *Metrics, log *slog.Logger) (*Co
 		log:    log,
 		m:      m,
 		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second},
-		items:  make(chan item, max(4*cfg.BatchSize, cfg.CatchUpBatchSize)),
+		items:  make(chan item, 4*cfg.BatchSize),
 		parts:  make(map[Position]*partition),
 	}
 	if cfg.EffectivePoison() == PoisonDeadLetter {

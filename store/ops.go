@@ -80,6 +80,12 @@ func Compact(src, dst string) error {
 // Rename moves the open projection file to path (replacing what is there)
 // and keeps using it: a rebuilt file takes the live one's place atomically.
 func (s *Store) Rename(path string) error {
+	if s.db.NoSync {
+		if err := s.db.Sync(); err != nil {
+			return fmt.Errorf("sync projection: %w", err)
+		}
+		s.db.NoSync = false
+	}
 	if err := os.Rename(s.path, path); err != nil {
 		return fmt.Errorf("rename projection: %w", err)
 	}

@@ -53,6 +53,11 @@ type Options struct {
 	Timeout time.Duration
 	// ReadOnly opens the file without taking the write lock.
 	ReadOnly bool
+	// NoSync skips the fsyncs of every commit, for a file that does not
+	// serve yet and is thrown away if the process dies: a rebuild's. Rename
+	// syncs the file before it takes the live one's place, and commits are
+	// durable from then on.
+	NoSync bool
 }
 
 // DefaultOptions are the options a service uses.
@@ -86,9 +91,10 @@ func Open(path string, opts Options) (*Store, error) {
 		ReadOnly:        opts.ReadOnly,
 		InitialMmapSize: opts.InitialMmapSize,
 		// Both are safe (the freelist is rebuilt on open) and keep commits of
-		// a large file cheap. NoSync is never set: a crash must not corrupt.
+		// a large file cheap. NoSync only for a file nothing relies on yet.
 		FreelistType:   bolt.FreelistMapType,
 		NoFreelistSync: true,
+		NoSync:         opts.NoSync,
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {

@@ -37,6 +37,7 @@ type Config struct {
 	BatchWait           time.Duration
 	CatchUpBatchSize    int
 	CatchUpWait         time.Duration
+	CatchUpMaxWrites    int
 	PollInterval        time.Duration
 	ReadyMaxLag         int64
 	ReadyWithoutBrokers time.Duration
@@ -55,6 +56,7 @@ type Config struct {
 	StaleLag    int64
 
 	ShutdownTimeout time.Duration
+	MemoryLimitMiB  int
 }
 
 // DefaultTopics are the topics an LMS with EVENT_BUS_TOPIC_PREFIX=dev
@@ -85,12 +87,14 @@ func DefaultConfig() Config {
 		BatchWait:           cc.BatchWait,
 		CatchUpBatchSize:    cc.CatchUpBatchSize,
 		CatchUpWait:         cc.CatchUpWait,
+		CatchUpMaxWrites:    cc.CatchUpMaxWrites,
 		PollInterval:        cc.PollInterval,
 		ReadyMaxLag:         cc.ReadyMaxLag,
 		ReadyWithoutBrokers: cc.ReadyWithoutBrokersAfter,
 		JWTLeeway:           time.Second,
 		StaleLag:            1000,
 		ShutdownTimeout:     15 * time.Second,
+		MemoryLimitMiB:      pipeline.DefaultMemoryLimitMiB,
 	}
 }
 
@@ -119,6 +123,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.DurationVar(&c.BatchWait, "batch-wait", c.BatchWait, "how long a partial batch waits before it is committed")
 	fs.IntVar(&c.CatchUpBatchSize, "catch-up-batch-size", c.CatchUpBatchSize, "messages per store transaction while more than --batch-size behind the head (catch-up, rebuild); 0: --batch-size")
 	fs.DurationVar(&c.CatchUpWait, "catch-up-wait", c.CatchUpWait, "how long a catch-up batch may grow before it is committed")
+	fs.IntVar(&c.CatchUpMaxWrites, "catch-up-max-writes", c.CatchUpMaxWrites, "records (distinct users + enrollments) per catch-up batch, at most: bounds a commit's memory")
 	fs.DurationVar(&c.PollInterval, "poll-interval", c.PollInterval, "how often partitions are discovered and end offsets read")
 	fs.Int64Var(&c.ReadyMaxLag, "ready-max-lag", c.ReadyMaxLag, "messages behind the start-up head at which /readyz turns ready")
 	fs.DurationVar(&c.ReadyWithoutBrokers, "ready-without-brokers-after", c.ReadyWithoutBrokers, "turn ready after this long without reaching a broker when the store already holds a projection (stale answers beat none); 0: never")
@@ -137,6 +142,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.Int64Var(&c.StaleLag, "stale-lag", c.StaleLag, "messages of lag above which answers are flagged stale")
 
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "deadline for a graceful shutdown")
+	fs.IntVar(&c.MemoryLimitMiB, "memory-limit-mib", c.MemoryLimitMiB, "the Go runtime's soft memory limit in MiB (GOMEMLIMIT wins when set); 0: none")
 }
 
 // Validate says what to fix.
@@ -163,6 +169,9 @@ func (c *Config) Validate() error {
 	if len(c.JWTSecrets) == 0 && c.JWKS == "" && c.JWKSFile == "" && c.JWKSURL == "" {
 		errs = append(errs, errors.New("no way to verify tokens: set --jwt-secret (ENROLLSTATUS_JWT_SECRET) or a JWK set (--jwks, --jwks-file, --jwks-url)"))
 	}
+	if c.MemoryLimitMiB < 0 {
+		errs = append(errs, fmt.Errorf("--memory-limit-mib %d: must not be negative", c.MemoryLimitMiB))
+	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v: must be positive", c.ShutdownTimeout))
 	}
@@ -184,6 +193,7 @@ func (c *Config) consumerConfig() consumer.Config {
 	cc.BatchWait = c.BatchWait
 	cc.CatchUpBatchSize = c.CatchUpBatchSize
 	cc.CatchUpWait = c.CatchUpWait
+	cc.CatchUpMaxWrites = c.CatchUpMaxWrites
 	cc.PollInterval = c.PollInterval
 	cc.ReadyMaxLag = c.ReadyMaxLag
 	cc.ReadyWithoutBrokersAfter = c.ReadyWithoutBrokers

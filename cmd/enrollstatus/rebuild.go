@@ -66,6 +66,7 @@ Flags:
 		return usageError{err}
 	}
 	log := newLogger(&cfg, stderr)
+	pipeline.SetMemoryLimit(cfg.MemoryLimitMiB, os.Getenv)
 	path := cfg.storePath()
 
 	// The live file must not be in use: a running service is rebuilt online.
@@ -82,6 +83,7 @@ Flags:
 	os.Remove(tmp)
 	opts := store.DefaultOptions()
 	opts.Policy = cfg.policy()
+	opts.NoSync = true // a new file, synced before it replaces the live one
 	next, err := store.Open(tmp, opts)
 	if err != nil {
 		return err

@@ -40,6 +40,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return usageError{fmt.Errorf("invalid configuration:\n%w", err)}
 	}
 	log := newLogger(&cfg, stderr)
+	pipeline.SetMemoryLimit(cfg.MemoryLimitMiB, os.Getenv)
 	return serve(ctx, &cfg, log, nil)
 }
 

@@ -279,7 +279,9 @@ func (p *Pipeline) Rebuild(ctx context.Context, from time.Time) error {
 func (p *Pipeline) rebuild(ctx context.Context, from time.Time, start time.Time) error {
 	tmp := rebuildPath(p.opts.Path)
 	os.Remove(tmp)
-	next, err := store.Open(tmp, p.opts.Store)
+	opts := p.opts.Store
+	opts.NoSync = true // a new file, synced before it replaces the live one
+	next, err := store.Open(tmp, opts)
 	if err != nil {
 		return err
 	}

@@ -60,7 +60,9 @@ func (h *harness) options(path string, reg prometheus.Registerer) pipeline.Optio
 	cfg := consumer.DefaultConfig()
 	cfg.Brokers, cfg.Topics = []string{h.broker}, []string{topic}
 	cfg.PollInterval, cfg.BatchWait, cfg.MaxWait = 100*time.Millisecond, 10*time.Millisecond, 50*time.Millisecond
-	cfg.BatchSize = 500
+	// Small batches, also while catching up: the tests stop, swap and
+	// rebuild between batches.
+	cfg.BatchSize, cfg.CatchUpBatchSize = 500, 2000
 	return pipeline.Options{Path: path, Store: store.DefaultOptions(), Consumer: cfg,
 		Decoder: consumer.NewDecoder(nil), Metrics: consumer.NewMetrics(reg),
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Registerer: reg}

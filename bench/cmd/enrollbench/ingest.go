@@ -38,6 +38,8 @@ type ingestSetup struct {
 	produced time.Duration
 	// profileDir, when set, receives a CPU profile of every worker.
 	profileDir string
+	// workerArgs are extra flags of every end-to-end worker.
+	workerArgs []string
 }
 
 func newIngestSetup(ctx context.Context, self, cache string, partitions, users, courses, events int, log io.Writer) (*ingestSetup, error) {
@@ -65,8 +67,12 @@ func (s *ingestSetup) worker(mode string, batch int, log io.Writer) (workerResul
 	if batch > 0 {
 		args = append(args, "-batch-size", strconv.Itoa(batch))
 	}
+	if mode == "e2e" {
+		args = append(args, s.workerArgs...)
+	}
 	if s.profileDir != "" {
-		args = append(args, "-cpuprofile", filepath.Join(s.profileDir, fmt.Sprintf("%s-%d.pprof", mode, batch)))
+		args = append(args, "-cpuprofile", filepath.Join(s.profileDir, fmt.Sprintf("%s-%d.pprof", mode, batch)),
+			"-memprofile", filepath.Join(s.profileDir, fmt.Sprintf("%s-%d.mem.pprof", mode, batch)))
 	}
 	cmd := exec.Command(s.self, args...)
 	var out bytes.Buffer
@@ -95,6 +101,7 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 	sweep := fs.String("batch-sizes", "100,250,500,1000,2000,5000,10000,20000", "batch sizes of the sweep")
 	out := fs.String("out", ".cache/bench/results/ingest.json", "results file")
 	profiles := fs.String("profiles", "", "directory for CPU profiles of the workers")
+	workerArgs := fs.String("worker-args", "", "extra flags of the end-to-end workers, space-separated (e.g. -catch-up-max-users 8192)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -106,6 +113,7 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 	}
 	defer s.broker.Close()
 	s.profileDir = *profiles
+	s.workerArgs = strings.Fields(*workerArgs)
 	rep := ingestReport{Machine: describeMachine(), Messages: s.expect, Produce: s.produced.Seconds(), Partition: *partitions}
 	for range *reps {
 		r, err := s.worker("raw", 0, stderr)

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strings"
 	"sync"
@@ -52,9 +53,11 @@ func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 	expect := fs.Int64("expect", 0, "messages in the topics (the sum of end offsets)")
 	batch := fs.Int("batch-size", consumer.DefaultConfig().BatchSize, "consumer batch size (e2e)")
 	catchUp := fs.Int("catch-up-batch-size", consumer.DefaultConfig().CatchUpBatchSize, "consumer catch-up batch size (e2e); at most batch-size: off")
+	catchUpWrites := fs.Int("catch-up-max-writes", consumer.DefaultConfig().CatchUpMaxWrites, "consumer catch-up batch bound in records to write (e2e)")
 	dir := fs.String("dir", "", "directory for the projection (e2e)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run here")
+	memProfile := fs.String("memprofile", "", "write a heap profile (allocations over the run) here")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -68,15 +71,29 @@ func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if *memProfile != "" {
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
+	}
+	if *memProfile != "" {
+		stop := watchPeakHeap(*memProfile + ".peak")
+		defer stop()
+	}
 	if *expect <= 0 || *brokers == "" || *topics == "" {
 		return errors.New("need -brokers, -topics and -expect")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
+	// The service's memory limit (enrollstatus serve and rebuild set it).
+	pipeline.SetMemoryLimit(pipeline.DefaultMemoryLimitMiB, os.Getenv)
 	rss := startRSSSampler(os.Getpid(), 100*time.Millisecond)
 	cc := consumer.DefaultConfig()
 	cc.Brokers, cc.Topics, cc.BatchSize = []string{*brokers}, strings.Split(*topics, ","), *batch
-	cc.CatchUpBatchSize = max(*catchUp, *batch)
+	cc.CatchUpBatchSize, cc.CatchUpMaxWrites = max(*catchUp, *batch), *catchUpWrites
 	res := workerResult{Mode: *mode, Messages: *expect}
 	start := time.Now()
 	var err error
@@ -239,4 +256,32 @@ func e2eIngest(ctx context.Context, cc consumer.Config, dir string, expect int64
 		return 0, err
 	}
 	return fi.Size(), nil
+}
+
+// watchPeakHeap writes a heap profile to path each time the heap in use
+// grows 10% past its largest size so far: the profile of the peak.
+func watchPeakHeap(path string) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		var peak uint64
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak+peak/10 {
+				peak = ms.HeapInuse
+				if f, err := os.Create(path); err == nil {
+					_ = pprof.Lookup("heap").WriteTo(f, 0)
+					f.Close()
+				}
+			}
+		}
+	}()
+	return func() { close(done) }
 }

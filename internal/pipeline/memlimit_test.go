@@ -1,0 +1,26 @@
+package pipeline
+
+import (
+	"runtime/debug"
+	"testing"
+)
+
+func TestSetMemoryLimit(t *testing.T) {
+	before := debug.SetMemoryLimit(-1)
+	defer debug.SetMemoryLimit(before)
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+
+	if got := SetMemoryLimit(100, getenv); got != 100<<20 || debug.SetMemoryLimit(-1) != 100<<20 {
+		t.Fatalf("limit %d, runtime %d, want %d", got, debug.SetMemoryLimit(-1), 100<<20)
+	}
+	env["GOMEMLIMIT"] = "1GiB" // the runtime applied it; it wins
+	if got := SetMemoryLimit(50, getenv); got != 100<<20 {
+		t.Fatalf("with GOMEMLIMIT set the limit changed to %d", got)
+	}
+	delete(env, "GOMEMLIMIT")
+	debug.SetMemoryLimit(noLimit)
+	if got := SetMemoryLimit(0, getenv); got != noLimit {
+		t.Fatalf("mib 0 set a limit: %d", got)
+	}
+}
