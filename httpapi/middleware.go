@@ -20,9 +20,10 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // middleware is every route's middleware, in one function (one closure per
-// request rather than one per middleware): it counts and times the request
-// (instrument), turns a panic into a server fault (recoverPanic), and
-// answers over-long request targets and headers (limits), in that order.
+// request rather than one per middleware), outermost first: it counts and
+// times the request, answering errors itself through the error handler so
+// that the status recorded is the one sent; it turns a panic into a server
+// fault; and it answers over-long request targets and headers.
 func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -34,7 +35,9 @@ func (s *Server) middleware(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// recoverLimits is recoverPanic around limits around next.
+// recoverLimits runs next after checkLimits, turning a panic in either into
+// a server fault, answered 500 and logged with its stack by the error
+// handler.
 func (s *Server) recoverLimits(c echo.Context, next echo.HandlerFunc) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
