@@ -14,15 +14,25 @@ import (
 // outside bbolt's mmap under 256 MiB whatever the projection's size.
 const DefaultMemoryLimitMiB = 192
 
-// SetMemoryLimit sets the runtime's soft memory limit to mib MiB and returns
+// GCPercentWithLimit is the garbage collector's target percentage while a
+// memory limit is set: the limit bounds the heap, so the collector need not
+// also run each time the heap doubles (ingest and rebuild run ~8% faster,
+// within the same limit).
+const GCPercentWithLimit = 300
+
+// SetMemoryLimit sets the runtime's soft memory limit to mib MiB and, unless
+// GOGC is set, the collector's percentage to GCPercentWithLimit; it returns
 // the limit in force, in bytes (math.MaxInt64: none). The GOMEMLIMIT
 // environment variable, which the runtime applied at start, wins; mib 0
-// leaves the limit off.
+// leaves the limit and the collector alone.
 func SetMemoryLimit(mib int, getenv func(string) string) int64 {
 	if getenv("GOMEMLIMIT") != "" || mib <= 0 {
 		return debug.SetMemoryLimit(-1) // read, do not change
 	}
 	debug.SetMemoryLimit(int64(mib) << 20)
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(GCPercentWithLimit)
+	}
 	return int64(mib) << 20
 }
 

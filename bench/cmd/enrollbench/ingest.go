@@ -16,17 +16,19 @@ import (
 )
 
 type ingestReport struct {
-	Machine   machineInfo    `json:"machine"`
-	Messages  int64          `json:"messages"`
-	Produce   float64        `json:"produce_seconds"`
-	Raw       []workerResult `json:"raw"`
-	E2E       []workerResult `json:"e2e"`
-	Sweep     []workerResult `json:"batch_sweep"`
-	BestRaw   workerResult   `json:"best_raw"`
-	BestE2E   workerResult   `json:"best_e2e"`
-	Ratio     float64        `json:"ratio_e2e_to_raw"`
-	Seconds   float64        `json:"seconds"`
-	Partition int            `json:"partitions_per_topic"`
+	Machine  machineInfo    `json:"machine"`
+	Messages int64          `json:"messages"`
+	Produce  float64        `json:"produce_seconds"`
+	Raw      []workerResult `json:"raw"`
+	E2E      []workerResult `json:"e2e"`
+	Sweep    []workerResult `json:"batch_sweep"`
+	// WritesSweep varies the consumer's CatchUpMaxWrites at the defaults.
+	WritesSweep []workerResult `json:"catch_up_writes_sweep,omitempty"`
+	BestRaw     workerResult   `json:"best_raw"`
+	BestE2E     workerResult   `json:"best_e2e"`
+	Ratio       float64        `json:"ratio_e2e_to_raw"`
+	Seconds     float64        `json:"seconds"`
+	Partition   int            `json:"partitions_per_topic"`
 }
 
 // ingestSetup is the broker, filled with the same data for every worker.
@@ -61,12 +63,15 @@ func newIngestSetup(ctx context.Context, self, cache string, partitions, users, 
 }
 
 // worker runs one ingest worker in a child process and returns its result.
-func (s *ingestSetup) worker(mode string, batch int, log io.Writer) (workerResult, error) {
+// batch > 0 sets the batch size and turns catch-up batches off (the sweep);
+// 0 keeps the consumer's defaults. extra are more worker flags.
+func (s *ingestSetup) worker(mode string, batch int, log io.Writer, extra ...string) (workerResult, error) {
 	args := []string{"ingest-worker", "-mode", mode, "-brokers", s.broker.Addr, "-topics", strings.Join(s.broker.Topics, ","),
 		"-expect", strconv.FormatInt(s.expect, 10), "-dir", filepath.Join(s.cache, "ingest-work")}
 	if batch > 0 {
-		args = append(args, "-batch-size", strconv.Itoa(batch))
+		args = append(args, "-batch-size", strconv.Itoa(batch), "-catch-up-batch-size", "0")
 	}
+	args = append(args, extra...)
 	if mode == "e2e" {
 		args = append(args, s.workerArgs...)
 	}
@@ -98,10 +103,11 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 	courses := fs.Int("courses", 500, "synthetic courses")
 	partitions := fs.Int("partitions", 3, "partitions per topic")
 	reps := fs.Int("reps", 2, "raw/e2e repetitions, interleaved (the best of each is kept)")
-	sweep := fs.String("batch-sizes", "100,250,500,1000,2000,5000,10000,20000", "batch sizes of the sweep")
+	sweep := fs.String("batch-sizes", "100,250,500,1000,2000,5000,10000,20000", "batch sizes of the sweep (catch-up batches off)")
+	writesSweep := fs.String("catch-up-writes", "4096,8192,16384,32768", "catch-up max writes of the second sweep (defaults otherwise); empty: none")
 	out := fs.String("out", ".cache/bench/results/ingest.json", "results file")
 	profiles := fs.String("profiles", "", "directory for CPU profiles of the workers")
-	workerArgs := fs.String("worker-args", "", "extra flags of the end-to-end workers, space-separated (e.g. -catch-up-max-users 8192)")
+	workerArgs := fs.String("worker-args", "", "extra flags of the end-to-end workers, space-separated (e.g. -catch-up-max-writes 8192)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -138,6 +144,20 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 		}
 		rep.Sweep = append(rep.Sweep, r)
 	}
+	for _, f := range strings.Split(*writesSweep, ",") {
+		if strings.TrimSpace(f) == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return err
+		}
+		r, err := s.worker("e2e", 0, stderr, "-catch-up-max-writes", strconv.Itoa(n))
+		if err != nil {
+			return err
+		}
+		rep.WritesSweep = append(rep.WritesSweep, r)
+	}
 	rep.BestRaw, rep.BestE2E = bestRate(rep.Raw), bestRate(rep.E2E)
 	rep.Ratio = rep.BestE2E.Rate / rep.BestRaw.Rate
 	rep.Seconds = time.Since(began).Seconds()
@@ -165,13 +185,21 @@ func ingestMarkdown(rep ingestReport) string {
 		rep.Messages, rep.Partition, len(rep.Raw))
 	b.WriteString("| what | messages/s | seconds | peak RssAnon MiB |\n|---|---:|---:|---:|\n")
 	fmt.Fprintf(&b, "| raw fetch (same kafka-go readers, discarding) | %.0f | %.2f | %d |\n", rep.BestRaw.Rate, rep.BestRaw.Seconds, rep.BestRaw.PeakAnon>>20)
-	fmt.Fprintf(&b, "| end to end (consumer + store, batch %d) | %.0f | %.2f | %d |\n", rep.BestE2E.BatchSize, rep.BestE2E.Rate, rep.BestE2E.Seconds, rep.BestE2E.PeakAnon>>20)
+	fmt.Fprintf(&b, "| end to end (consumer + store, defaults: batch %d, catch-up batches up to %d messages / %d writes) | %.0f | %.2f | %d |\n",
+		rep.BestE2E.BatchSize, rep.BestE2E.CatchUpBatchSize, rep.BestE2E.CatchUpMaxWrites, rep.BestE2E.Rate, rep.BestE2E.Seconds, rep.BestE2E.PeakAnon>>20)
 	fmt.Fprintf(&b, "| **ratio end to end / raw** | **%.2f×** | | |\n\n", rep.Ratio)
-	b.WriteString("Batch size sweep (end to end, one run each):\n\n| batch size | messages/s | peak RssAnon MiB |\n|---:|---:|---:|\n")
+	b.WriteString("Batch size sweep (end to end, catch-up batches off, one run each):\n\n| batch size | messages/s | peak RssAnon MiB |\n|---:|---:|---:|\n")
 	for _, r := range rep.Sweep {
 		fmt.Fprintf(&b, "| %d | %.0f | %d |\n", r.BatchSize, r.Rate, r.PeakAnon>>20)
 	}
 	b.WriteString("\n")
+	if len(rep.WritesSweep) > 0 {
+		b.WriteString("Catch-up max writes sweep (end to end, other settings default, one run each):\n\n| catch-up max writes | messages/s | peak RssAnon MiB |\n|---:|---:|---:|\n")
+		for _, r := range rep.WritesSweep {
+			fmt.Fprintf(&b, "| %d | %.0f | %d |\n", r.CatchUpMaxWrites, r.Rate, r.PeakAnon>>20)
+		}
+		b.WriteString("\n")
+	}
 	return b.String()
 }
 

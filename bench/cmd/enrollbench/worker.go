@@ -31,6 +31,7 @@ type workerResult struct {
 	BatchSize int    `json:"batch_size,omitempty"`
 	// CatchUpBatchSize is the consumer's batch bound while behind the head.
 	CatchUpBatchSize int     `json:"catch_up_batch_size,omitempty"`
+	CatchUpMaxWrites int     `json:"catch_up_max_writes,omitempty"`
 	Messages         int64   `json:"messages"`
 	Seconds          float64 `json:"seconds"`
 	Rate             float64 `json:"messages_per_second"`
@@ -52,7 +53,7 @@ func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 	topics := fs.String("topics", "", "topics, comma-separated")
 	expect := fs.Int64("expect", 0, "messages in the topics (the sum of end offsets)")
 	batch := fs.Int("batch-size", consumer.DefaultConfig().BatchSize, "consumer batch size (e2e)")
-	catchUp := fs.Int("catch-up-batch-size", consumer.DefaultConfig().CatchUpBatchSize, "consumer catch-up batch size (e2e); at most batch-size: off")
+	catchUp := fs.Int("catch-up-batch-size", consumer.DefaultConfig().CatchUpBatchSize, "consumer catch-up batch size (e2e); 0: off")
 	catchUpWrites := fs.Int("catch-up-max-writes", consumer.DefaultConfig().CatchUpMaxWrites, "consumer catch-up batch bound in records to write (e2e)")
 	dir := fs.String("dir", "", "directory for the projection (e2e)")
 	timeout := fs.Duration("timeout", 20*time.Minute, "give up after")
@@ -93,7 +94,10 @@ func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 	rss := startRSSSampler(os.Getpid(), 100*time.Millisecond)
 	cc := consumer.DefaultConfig()
 	cc.Brokers, cc.Topics, cc.BatchSize = []string{*brokers}, strings.Split(*topics, ","), *batch
-	cc.CatchUpBatchSize, cc.CatchUpMaxWrites = max(*catchUp, *batch), *catchUpWrites
+	cc.CatchUpBatchSize, cc.CatchUpMaxWrites = *catchUp, *catchUpWrites
+	if cc.CatchUpBatchSize != 0 && cc.CatchUpBatchSize < cc.BatchSize {
+		cc.CatchUpBatchSize = cc.BatchSize
+	}
 	res := workerResult{Mode: *mode, Messages: *expect}
 	start := time.Now()
 	var err error
@@ -102,7 +106,7 @@ func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 		err = rawFetch(ctx, cc, *expect)
 	case "e2e":
 		res.BatchSize = *batch
-		res.CatchUpBatchSize = cc.CatchUpBatchSize
+		res.CatchUpBatchSize, res.CatchUpMaxWrites = cc.CatchUpBatchSize, cc.CatchUpMaxWrites
 		res.FileBytes, err = e2eIngest(ctx, cc, *dir, *expect)
 		start = e2eStart
 	default:
