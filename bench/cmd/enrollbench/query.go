@@ -87,6 +87,7 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 	reps := fs.Int("reps", 3, "repetitions (interleaved across targets; the best is kept for each)")
 	sample := fs.Int("sample", 50000, "distinct pre-built requests per target, each with a token of its own (random users)")
 	out := fs.String("out", ".cache/bench/results/query.json", "results file")
+	serverArgs := fs.String("server-args", "", "extra flags of the real servers, space-separated (e.g. --mmap-populate)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -130,10 +131,11 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 		brokerAddr, _ := freePort()
 		t.addr, _ = freePort()
 		os.RemoveAll(filepath.Join(filepath.Dir(path), "broker"))
-		t.proc, err = startChild(filepath.Join(logs, "query-"+t.Name+".log"), *bin, "demo", "--generate=false",
+		serverFlags := append([]string{"demo", "--generate=false",
 			"--data-dir", filepath.Dir(path), "--http-addr", t.addr, "--broker-addr", brokerAddr,
 			"--jwt-secret", benchSecret, "--jwt-issuer", benchIssuer, "--jwt-audience", benchAudience,
-			"--log-level", "warn", "--partitions", "1")
+			"--log-level", "warn", "--partitions", "1"}, strings.Fields(*serverArgs)...)
+		t.proc, err = startChild(filepath.Join(logs, "query-"+t.Name+".log"), *bin, serverFlags...)
 		if err != nil {
 			return err
 		}
