@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/internal/memlimit"
 	"github.com/enrollstatus/enrollstatus/internal/pipeline"
 	"github.com/enrollstatus/enrollstatus/projection"
 	"github.com/enrollstatus/enrollstatus/store"
@@ -94,7 +95,7 @@ func DefaultConfig() Config {
 		JWTLeeway:           time.Second,
 		StaleLag:            1000,
 		ShutdownTimeout:     15 * time.Second,
-		MemoryLimitMiB:      pipeline.DefaultMemoryLimitMiB,
+		MemoryLimitMiB:      memlimit.DefaultMiB,
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/internal/memlimit"
 	"github.com/enrollstatus/enrollstatus/internal/pipeline"
 	"github.com/enrollstatus/enrollstatus/store"
 )
@@ -66,7 +67,7 @@ Flags:
 		return usageError{err}
 	}
 	log := newLogger(&cfg, stderr)
-	pipeline.SetMemoryLimit(cfg.MemoryLimitMiB, os.Getenv)
+	memlimit.Set(cfg.MemoryLimitMiB, os.Getenv)
 	path := cfg.storePath()
 
 	// The live file must not be in use: a running service is rebuilt online.

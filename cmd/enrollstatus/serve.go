@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/internal/memlimit"
 	"github.com/enrollstatus/enrollstatus/internal/pipeline"
 	"github.com/enrollstatus/enrollstatus/store"
 )
@@ -40,7 +41,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return usageError{fmt.Errorf("invalid configuration:\n%w", err)}
 	}
 	log := newLogger(&cfg, stderr)
-	pipeline.SetMemoryLimit(cfg.MemoryLimitMiB, os.Getenv)
+	memlimit.Set(cfg.MemoryLimitMiB, os.Getenv)
 	return serve(ctx, &cfg, log, nil)
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/internal/memlimit"
 	"github.com/enrollstatus/enrollstatus/internal/pipeline"
 	"github.com/enrollstatus/enrollstatus/store"
 )
@@ -90,7 +91,7 @@ func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	// The service's memory limit (enrollstatus serve and rebuild set it).
-	pipeline.SetMemoryLimit(pipeline.DefaultMemoryLimitMiB, os.Getenv)
+	memlimit.Set(memlimit.DefaultMiB, os.Getenv)
 	rss := startRSSSampler(os.Getpid(), 100*time.Millisecond)
 	cc := consumer.DefaultConfig()
 	cc.Brokers, cc.Topics, cc.BatchSize = []string{*brokers}, strings.Split(*topics, ","), *batch
