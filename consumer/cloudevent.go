@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/enrollstatus/enrollstatus/internal/jsonscan"
 	"github.com/enrollstatus/enrollstatus/projection"
 )
 
@@ -32,7 +33,7 @@ const (
 // keys of the top-level object as a map would hold them, without building
 // one. The decoders that follow rely on the validation.
 func probeJSON(b []byte) jsonKind {
-	if !validJSON(b) {
+	if !jsonscan.Valid(b) {
 		return jsonUnknown
 	}
 	spec, payload, op, ok := probeKeys(b)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/enrollstatus/enrollstatus/internal/jsonscan"
 	"github.com/enrollstatus/enrollstatus/projection"
 )
 
@@ -428,7 +429,7 @@ func fastTrackingData(data []byte, at time.Time) (projection.Event, string, bool
 	}
 	if len(raw) > 0 && raw[0] == '"' { // the LMS sends data as a JSON string
 		s, ok := unescapeSimple(raw)
-		if !ok || !validJSON(s) {
+		if !ok || !jsonscan.Valid(s) {
 			return nil, "", false
 		}
 		raw = s

@@ -36,7 +36,7 @@ rebuild() {
 }
 micro() {
   stamp "micro: go test -bench -benchmem of the hot paths"
-  go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-1}" ./store ./consumer ./httpapi | tee bench/results/micro.txt
+  go test -run '^$' -bench . -benchmem -count "${BENCH_COUNT:-1}" ./store ./consumer ./internal/jsonscan ./httpapi ./httpapi/jwtauth | tee bench/results/micro.txt
 }
 plots() {
   stamp "plots"

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 	"unsafe"
+
+	"github.com/enrollstatus/enrollstatus/internal/jsonscan"
 )
 
 // The fast path verifies an HS256 token as the LMS issues it without
@@ -369,10 +371,10 @@ func asciiEqualFold(key []byte, name string) bool {
 func (c *fastClaims) value(s *scanner, bit int) bool {
 	switch bit {
 	case 0:
-		return s.skip(0)
+		return s.skip()
 	case claimSub, claimJti:
 		// Read by encoding/json, never used: any JSON string does.
-		return s.peek() == '"' && s.skip(0)
+		return s.peek() == '"' && s.skip()
 	case claimExp, claimNbf, claimIat:
 		n, ok := s.seconds()
 		switch bit {
@@ -521,145 +523,10 @@ func (s *scanner) seconds() (int64, bool) {
 	return n, true
 }
 
-// skip validates one JSON value, of any type, and moves past it.
-func (s *scanner) skip(depth int) bool {
-	if depth > maxFastDepth {
-		return false
-	}
-	switch c := s.peek(); {
-	case c == '"':
-		return s.skipString()
-	case c == '{':
-		s.i++
-		s.space()
-		if s.byte('}') {
-			return true
-		}
-		for {
-			if s.peek() != '"' || !s.skipString() {
-				return false
-			}
-			s.space()
-			if !s.byte(':') {
-				return false
-			}
-			s.space()
-			if !s.skip(depth + 1) {
-				return false
-			}
-			s.space()
-			if s.byte(',') {
-				s.space()
-				continue
-			}
-			return s.byte('}')
-		}
-	case c == '[':
-		s.i++
-		s.space()
-		if s.byte(']') {
-			return true
-		}
-		for {
-			if !s.skip(depth + 1) {
-				return false
-			}
-			s.space()
-			if s.byte(',') {
-				s.space()
-				continue
-			}
-			return s.byte(']')
-		}
-	case c == 't':
-		return s.literal("true")
-	case c == 'f':
-		return s.literal("false")
-	case c == 'n':
-		return s.literal("null")
-	case c == '-' || '0' <= c && c <= '9':
-		return s.number()
-	}
-	return false
-}
-
-func (s *scanner) literal(lit string) bool {
-	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
-		return false
-	}
-	s.i += len(lit)
-	return true
-}
-
-// skipString validates a JSON string, escapes included, and moves past it.
-// Like encoding/json, it lets bytes that are not UTF-8 through (they only
-// matter in strings the service reads, which plainString checks).
-func (s *scanner) skipString() bool {
-	s.i++ // the opening quote
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			return true
-		case c < 0x20:
-			return false
-		case c == '\\':
-			s.i++
-			if s.i >= len(s.b) {
-				return false
-			}
-			switch s.b[s.i] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				s.i++
-			case 'u':
-				if len(s.b)-s.i < 5 {
-					return false
-				}
-				for _, h := range s.b[s.i+1 : s.i+5] {
-					if !('0' <= h && h <= '9' || 'a' <= h && h <= 'f' || 'A' <= h && h <= 'F') {
-						return false
-					}
-				}
-				s.i += 5
-			default:
-				return false
-			}
-		default:
-			s.i++
-		}
-	}
-	return false
-}
-
-// number validates a JSON number and moves past it.
-func (s *scanner) number() bool {
-	s.byte('-')
-	digits := func() int {
-		start := s.i
-		for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
-			s.i++
-		}
-		return s.i - start
-	}
-	switch c := s.peek(); {
-	case c == '0':
-		s.i++
-	case '1' <= c && c <= '9':
-		digits()
-	default:
-		return false
-	}
-	if s.byte('.') && digits() == 0 {
-		return false
-	}
-	if s.byte('e') || s.byte('E') {
-		if !s.byte('+') {
-			s.byte('-')
-		}
-		if digits() == 0 {
-			return false
-		}
-	}
-	return true
+// skip validates one JSON value, of any type, nested at most
+// maxFastDepth deep, and moves past it.
+func (s *scanner) skip() bool {
+	end, ok := jsonscan.Skip(s.b, s.i, maxFastDepth)
+	s.i = end
+	return ok
 }

@@ -1,0 +1,141 @@
+package jsonscan
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/enrollstatus/enrollstatus/internal/synth"
+)
+
+// jsonValidCases are the grammar's corners: each must get encoding/json's
+// answer.
+var jsonValidCases = []string{
+	``, ` `, `{}`, ` {} `, "\t[]\r\n", `[`, `]`, `{`, `}`, `{]`, `[}`, `[1,]`, `{"a":1,}`, `[,1]`,
+	`{"a"}`, `{"a":}`, `{a:1}`, `{"a" : 1 , "b" : [ 1 , 2 ] }`, `{"a":1}{}`, `{} x`, `1 2`,
+	`0`, `-0`, `-`, `01`, `-01`, `1.`, `.1`, `1.5`, `1e5`, `1E+5`, `1e-5`, `1e`, `1e+`, `-1.5e-10`, `1.5.5`,
+	`+1`, `0x10`, `1_000`, `Infinity`, `NaN`,
+	`true`, `false`, `null`, `tru`, `nul`, `truee`, `True`, `NULL`,
+	`""`, `"a"`, `"\""`, `"\\"`, `"\/"`, `"\b\f\n\r\t"`, `"\u00e9"`, `"\u00E9"`, `"\u00g9"`, `"\u00e"`, `"\x41"`, `"\'"`,
+	"\"a\x00b\"", "\"a\x1fb\"", "\"a\x7fb\"", "\"tab\there\"", "\"\xff\xfe\"", "\"é\"", `"abc`, `"\`, `"\u`,
+	`[[[[]]]]`, `{"a":{"b":{"c":[1,{"d":null}]}}}`, `[1,[2,[3,[4]]]]`, `{"":""}`, `[""]`,
+	strings.Repeat("[", 10000) + strings.Repeat("]", 10000),
+	strings.Repeat("[", 10001) + strings.Repeat("]", 10001),
+	strings.Repeat(`{"a":`, 10000) + "1" + strings.Repeat("}", 10000),
+	strings.Repeat(`{"a":`, 10001) + "1" + strings.Repeat("}", 10001),
+	strings.Repeat("[", 20000),
+}
+
+func TestValidAgrees(t *testing.T) {
+	cases := jsonValidCases
+	for _, b := range corpus(t) {
+		cases = append(cases, string(b))
+		// Every prefix of a real message, and each with one byte changed.
+		for i := 0; i < len(b); i += 7 {
+			cases = append(cases, string(b[:i]))
+			mut := []byte(string(b))
+			mut[i] ^= 0x20
+			cases = append(cases, string(mut))
+		}
+	}
+	for _, c := range cases {
+		if got, want := Valid([]byte(c)), json.Valid([]byte(c)); got != want {
+			t.Errorf("Valid(%.80q) = %v, encoding/json.Valid says %v", c, got, want)
+		}
+	}
+}
+
+func FuzzValid(f *testing.F) {
+	for _, c := range jsonValidCases {
+		if len(c) < 200 {
+			f.Add([]byte(c))
+		}
+	}
+	for _, b := range corpus(f)[:50] {
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := Valid(b), json.Valid(b); got != want {
+			t.Fatalf("Valid(%q) = %v, encoding/json.Valid says %v", b, got, want)
+		}
+	})
+}
+
+func BenchmarkValid(b *testing.B) {
+	msgs := corpus(b)
+	for _, bc := range []struct {
+		name  string
+		valid func([]byte) bool
+	}{{"encoding/json", json.Valid}, {"jsonscan.Valid", Valid}} {
+		b.Run(bc.name, func(b *testing.B) {
+			n := 0
+			for b.Loop() {
+				m := msgs[n%len(msgs)]
+				n++
+				if !bc.valid(m) {
+					b.Fatal("invalid")
+				}
+			}
+		})
+	}
+}
+
+// corpus is native JSON as the event generator and the fixtures of the real
+// producers make it.
+func corpus(t testing.TB) [][]byte {
+	var out [][]byte
+	g := synth.New(3, 200, 20, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	for _, m := range append(g.Catalog(), g.History(2000)...) {
+		out = append(out, m.Value)
+	}
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "events", "json", "*.json"))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fx struct {
+			ValueB64 *string `json:"value_b64"`
+		}
+		if err := json.Unmarshal(b, &fx); err != nil || fx.ValueB64 == nil {
+			continue
+		}
+		v, err := base64.StdEncoding.DecodeString(*fx.ValueB64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, v)
+	}
+	if len(files) == 0 {
+		t.Fatal("no fixtures in testdata/events/json")
+	}
+	return out
+}
+
+// TestSkipDepth checks Skip's nesting bound and that it ends where the value
+// does.
+func TestSkipDepth(t *testing.T) {
+	for _, tc := range []struct {
+		in       string
+		maxDepth int
+		end      int
+		ok       bool
+	}{
+		{`[[1]] tail`, 2, 5, true},
+		{`[[1]]`, 1, 0, false},
+		{`{"a":{"b":[]}},`, 3, 14, true},
+		{`{"a":{"b":[]}}`, 2, 0, false},
+		{`"x\u00e9" rest`, 0, 9, true},
+		{`12.5e3,`, 0, 6, true},
+		{` 1`, 5, 0, false},
+	} {
+		end, ok := Skip([]byte(tc.in), 0, tc.maxDepth)
+		if ok != tc.ok || ok && end != tc.end {
+			t.Errorf("Skip(%q, %d) = %d, %v; want %d, %v", tc.in, tc.maxDepth, end, ok, tc.end, tc.ok)
+		}
+	}
+}
