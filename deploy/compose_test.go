@@ -19,13 +19,18 @@ import (
 
 const composeFile = "docker-compose.yml"
 
-// loadCompose loads the compose file as `docker compose` does (compose-go:
+// loadCompose loads compose files as `docker compose` does (compose-go:
 // the compose-spec JSON schema, interpolation, normalization, consistency
-// of references), with an empty environment so that the defaults apply.
-func loadCompose(t *testing.T) *types.Project {
+// of references), from dir, with an empty environment so that the defaults
+// apply; name is the project name ("" for compose's default).
+func loadCompose(t *testing.T, dir, name string, files ...string) *types.Project {
 	t.Helper()
-	opts, err := cli.NewProjectOptions([]string{composeFile},
-		cli.WithWorkingDirectory("."), cli.WithEnv([]string{}), cli.WithInterpolation(true),
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = filepath.Join(dir, f)
+	}
+	opts, err := cli.NewProjectOptions(paths,
+		cli.WithWorkingDirectory(dir), cli.WithEnv([]string{}), cli.WithName(name), cli.WithInterpolation(true),
 		cli.WithNormalization(true), cli.WithConsistency(true), cli.WithResolvedPaths(true))
 	if err != nil {
 		t.Fatal(err)
@@ -34,13 +39,13 @@ func loadCompose(t *testing.T) *types.Project {
 	defer cancel()
 	p, err := opts.LoadProject(ctx)
 	if err != nil {
-		t.Fatalf("compose-go rejects %s: %v", composeFile, err)
+		t.Fatalf("compose-go rejects %v: %v", files, err)
 	}
 	return p
 }
 
 func TestCompose(t *testing.T) {
-	p := loadCompose(t)
+	p := loadCompose(t, ".", "", composeFile)
 	want := []string{"enrollstatus", "grafana", "kafka", "kafka-init", "prometheus"}
 	if got := p.ServiceNames(); !slices.Equal(sortedCopy(got), want) {
 		t.Fatalf("services %v, want %v", got, want)

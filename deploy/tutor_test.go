@@ -1,14 +1,11 @@
 package deploy
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"slices"
 	"testing"
-	"time"
 
-	"github.com/compose-spec/compose-go/v2/cli"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
@@ -31,19 +28,7 @@ func tutorEnv(t *testing.T) string {
 func TestTutorCompose(t *testing.T) {
 	env := tutorEnv(t)
 	local := filepath.Join(env, "local")
-	opts, err := cli.NewProjectOptions(
-		[]string{filepath.Join(local, "docker-compose.yml"), filepath.Join(local, "docker-compose.prod.yml")},
-		cli.WithWorkingDirectory(local), cli.WithEnv([]string{}), cli.WithName("tutor_local"),
-		cli.WithInterpolation(true), cli.WithNormalization(true), cli.WithConsistency(true), cli.WithResolvedPaths(true))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := opts.LoadProject(ctx)
-	if err != nil {
-		t.Fatalf("compose-go rejects Tutor's compose files with the plugin: %v", err)
-	}
+	p := loadCompose(t, local, "tutor_local", "docker-compose.yml", "docker-compose.prod.yml")
 	es, err := p.GetService("enrollstatus")
 	if err != nil {
 		t.Fatal(err)
