@@ -111,11 +111,11 @@ Flags:
 	if err := r.Stop(); err != nil {
 		return err
 	}
-	bar.show(r.Progress())
+	final := r.Progress()
 	if err := next.Rename(path); err != nil {
 		return err
 	}
-	bar.done(fmt.Sprintf("rebuilt %s in %v", path, time.Since(start).Round(time.Millisecond)))
+	bar.finish(final, fmt.Sprintf("rebuilt %s in %v", path, time.Since(start).Round(time.Millisecond)))
 	return nil
 }
 
@@ -148,14 +148,15 @@ func rebuildOnline(ctx context.Context, base, token, from string, bar *progressB
 		if err != nil {
 			return fmt.Errorf("rebuild progress: %w", err)
 		}
-		bar.show(pr)
 		if !pr.Running {
 			if pr.Error != "" {
+				bar.show(pr)
 				return fmt.Errorf("rebuild failed: %s", pr.Error)
 			}
-			bar.done(fmt.Sprintf("rebuilt online in %v", pr.Finished.Sub(pr.Started).Round(time.Millisecond)))
+			bar.finish(pr, fmt.Sprintf("rebuilt online in %v", pr.Finished.Sub(pr.Started).Round(time.Millisecond)))
 			return nil
 		}
+		bar.show(pr)
 	}
 }
 
@@ -194,6 +195,13 @@ func (b *progressBar) show(pr pipeline.Progress) {
 	}
 	b.last = time.Now()
 	fmt.Fprintf(b.w, "%s rebuild %s\n", time.Now().UTC().Format(time.RFC3339), pr)
+}
+
+// finish shows the final progress, whenever the last line was, then msg.
+func (b *progressBar) finish(pr pipeline.Progress, msg string) {
+	b.last = time.Time{}
+	b.show(pr)
+	b.done(msg)
 }
 
 func (b *progressBar) done(msg string) {

@@ -59,10 +59,13 @@ func (r *Replayer) Progress() Progress {
 		behind += max(p.End-p.Next, 0)
 	}
 	f, _ := r.st.Freshness()
-	pr := Progress{Applied: f.Applied, Behind: behind, Partitions: parts, Ratio: 1}
-	if end > 0 {
+	pr := Progress{Applied: f.Applied, Behind: behind, Partitions: parts}
+	switch {
+	case end > 0:
 		pr.Ratio = float64(next) / float64(end)
-	}
+	case len(parts) > 0: // every partition is empty: nothing to replay
+		pr.Ratio = 1
+	} // no partition known yet: 0, not done
 	pr.Rate = r.rate.observe(f.Applied)
 	if pr.Rate > 0 {
 		pr.ETA = time.Duration(float64(behind) / pr.Rate * float64(time.Second))
