@@ -1,9 +1,14 @@
 package httpapi_test
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,3 +110,151 @@ func BenchmarkStatusHandlerManyTokens(b *testing.B) {
 		c.JWT.Issuers, c.JWT.Audiences = []string{"https://lms.example.com/oauth2"}, []string{"openedx"}
 	}, auths)
 }
+
+// BenchmarkServeConn is BenchmarkStatusHandler through the server's own
+// http.Server, over an in-memory connection: what it adds is net/http's
+// reading of the request and writing of the answer (the header map cloned,
+// sorted and written).
+func BenchmarkServeConn(b *testing.B) {
+	srv, e := newServer(b, nil)
+	e.store.users["alice"] = demoStatuses()
+	e.store.fresh = projection.Freshness{LastEventTime: now.Add(-time.Second), CommittedAt: now, Applied: 1}
+	e.store.quiet = true
+	req := []byte("GET /api/mobile/v4/users/alice/enrollments_status/ HTTP/1.1\r\nHost: x\r\n" +
+		"Accept: application/json\r\nAuthorization: JWT " + token(b, "alice") + "\r\n\r\n")
+	ln := &memListener{conns: make(chan net.Conn), closed: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	b.Cleanup(func() {
+		_ = srv.Shutdown(b.Context())
+		<-done
+	})
+	c := newMemConn(req)
+	b.ReportAllocs()
+	b.ResetTimer()
+	c.serve(ln, b.N)
+	b.StopTimer()
+	if c.ok != b.N {
+		b.Fatalf("%d answers of %d were 200: %q", c.ok, b.N, c.last)
+	}
+}
+
+// memListener hands out memConns.
+type memListener struct {
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (l *memListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *memListener) Close() error   { l.once.Do(func() { close(l.closed) }); return nil }
+func (l *memListener) Addr() net.Addr { return memAddr{} }
+
+type memAddr struct{}
+
+func (memAddr) Network() string { return "mem" }
+func (memAddr) String() string  { return "mem" }
+
+// memConn is a client sending req, then waiting for the answer, n times,
+// as a keep-alive connection would; reads block until the answer is
+// written or a read deadline passes, as net/http expects of a net.Conn.
+type memConn struct {
+	req      []byte
+	mu       sync.Mutex
+	cond     *sync.Cond
+	left     int    // requests still to send
+	pending  []byte // of the request being sent
+	waiting  bool   // for an answer
+	deadline time.Time
+	closed   chan struct{}
+	ok       int
+	last     []byte
+}
+
+func newMemConn(req []byte) *memConn {
+	c := &memConn{req: req, closed: make(chan struct{})}
+	c.cond = sync.NewCond(&c.mu)
+	return c
+}
+
+// serve sends n requests through ln and waits until the server closes the
+// connection after the last answer.
+func (c *memConn) serve(ln *memListener, n int) {
+	c.left = n
+	ln.conns <- c
+	<-c.closed
+}
+
+func (c *memConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		select {
+		case <-c.closed:
+			return 0, net.ErrClosed
+		default:
+		}
+		switch {
+		case len(c.pending) > 0:
+			n := copy(p, c.pending)
+			c.pending = c.pending[n:]
+			c.waiting = len(c.pending) == 0
+			return n, nil
+		case !c.waiting && c.left == 0:
+			return 0, io.EOF
+		case !c.waiting:
+			c.pending, c.left = c.req, c.left-1
+			continue
+		case !c.deadline.IsZero() && !time.Now().Before(c.deadline):
+			return 0, os.ErrDeadlineExceeded
+		}
+		c.cond.Wait()
+	}
+}
+
+// Write takes one whole answer (they fit net/http's buffer).
+func (c *memConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if bytes.HasPrefix(p, []byte("HTTP/1.1 200 ")) {
+		c.ok++
+	} else {
+		c.last = append(c.last[:0], p...)
+	}
+	c.waiting = false
+	c.cond.Broadcast()
+	return len(p), nil
+}
+
+func (c *memConn) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.closed:
+	default:
+		close(c.closed)
+		c.cond.Broadcast()
+	}
+	return nil
+}
+
+func (c *memConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.deadline = t
+	c.cond.Broadcast()
+	return nil
+}
+
+func (c *memConn) SetDeadline(t time.Time) error    { return c.SetReadDeadline(t) }
+func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *memConn) LocalAddr() net.Addr              { return memAddr{} }
+func (c *memConn) RemoteAddr() net.Addr             { return memAddr{} }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"net/http"
 	"strconv"
 	"sync/atomic"
 
@@ -16,17 +17,33 @@ var (
 	wwwAuthJWT      = []string{`JWT realm="api"`}
 )
 
-// writeJSON answers status with a JSON body. The length is always set, so
+// writeJSON answers status with a JSON body, always with its length, so
 // that HEAD answers carry the length of the GET body they stand for.
+//
+// net/http sets Content-Length by itself on an answer whose handler returned
+// having written a body that fit its buffer (bufferBeforeChunkingSize, 2048
+// bytes): the length is only put in the header map when net/http would not,
+// for a larger body (which it would otherwise send chunked) and for HEAD. A
+// status answer has eight other headers; a ninth would grow the header map
+// past Go's small-map size, and net/http clones that map for every answer.
+// The headers sent are the same; net/http writes its own Content-Length
+// after the sorted map's fields, next to Date.
 func writeJSON(c echo.Context, status int, body []byte) error {
 	h := c.Response().Header()
 	h["Content-Type"] = jsonContentType
 	h["X-Content-Type-Options"] = nosniff
-	h["Content-Length"] = contentLength(len(body))
+	if len(body) > autoLengthMax || c.Request().Method == http.MethodHead {
+		h["Content-Length"] = contentLength(len(body))
+	}
 	c.Response().WriteHeader(status)
 	_, err := c.Response().Write(body)
 	return err
 }
+
+// autoLengthMax is the largest body net/http buffers whole before writing
+// the header, and so gives a Content-Length of its own (its
+// bufferBeforeChunkingSize; TestContentLength holds it to that).
+const autoLengthMax = 2048
 
 // contentLengths are the Content-Length values of the sizes answered so
 // far, below maxCachedLength: shared, never modified.

@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +119,30 @@ func TestStoreFaults(t *testing.T) {
 	e.store.set(func(f *fakeStore) { f.panic = false })
 	if r := e.do(t, "GET", alicePath, auth(t, "alice")...); r.code != 200 {
 		t.Fatalf("after a panic: %d %s", r.code, r.body)
+	}
+}
+
+// TestContentLength checks that every answer carries its length, either
+// set by the handler or by net/http (which does for a body up to its
+// buffer's size, 2048 bytes), never chunked: bodies around that size, and
+// a large one, for GET and HEAD.
+func TestContentLength(t *testing.T) {
+	e := startServer(t, nil)
+	const overhead = len(`[{"course_id":"c","course_name":"","recently_active":false}]`)
+	for _, size := range []int{2000, 2046, 2047, 2048, 2049, 2050, 4096, 100_000} {
+		st := name(strings.Repeat("n", size-overhead))
+		st.CourseID = "c"
+		e.store.set(func(f *fakeStore) { f.users["alice"] = []projection.Status{st} })
+		r := e.do(t, "GET", alicePath, auth(t, "alice")...)
+		if r.code != 200 || len(r.body) != size {
+			t.Fatalf("GET, %d bytes: %d, %d bytes", size, r.code, len(r.body))
+		}
+		if got := r.header.Get("Content-Length"); got != strconv.Itoa(size) {
+			t.Errorf("GET, %d bytes: Content-Length %q", size, got)
+		}
+		r = e.do(t, "HEAD", alicePath, auth(t, "alice")...)
+		if got := r.header.Get("Content-Length"); r.code != 200 || got != strconv.Itoa(size) {
+			t.Errorf("HEAD, %d bytes: %d, Content-Length %q", size, r.code, got)
+		}
 	}
 }
