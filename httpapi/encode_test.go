@@ -45,8 +45,31 @@ func TestAppendString(t *testing.T) {
 	}
 }
 
+// TestPlainPrefix puts every byte value at every position of a run of
+// plain bytes, across the eight-byte words plainPrefix reads.
+func TestPlainPrefix(t *testing.T) {
+	for c := range 256 {
+		plain := c >= 0x20 && c < 0x80 && c != '"' && c != '\\'
+		for n := 1; n <= 19; n++ {
+			for at := range n {
+				b := bytes.Repeat([]byte{'a'}, n)
+				b[at] = byte(c)
+				// A plain byte before it must not hide it, nor the one after.
+				want := at
+				if plain {
+					want = n
+				}
+				if got := plainPrefix(string(b)); got != want {
+					t.Fatalf("plainPrefix(%q) = %d; want %d", b, got, want)
+				}
+			}
+		}
+	}
+}
+
 func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "a", "<&>", "\u2028", "\xff", "\x00\"\\", "😀", "\xed\xa0\x80"} {
+	for _, s := range []string{"", "a", "<&>", "\u2028", "\xff", "\x00\"\\", "😀", "\xed\xa0\x80",
+		"course-v1:edX+DemoX+Demo_Course", "Économie & société \"2025\"\n", "0123456\x7f\x80abcdefgh\\"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
