@@ -23,8 +23,19 @@
 // into each member's record when it changes (fan-out on write), so a query
 // never joins.
 //
+// # Bulk loads
+//
+// A rebuild replays the whole history into an empty file. Apply, batch after
+// batch, would rewrite a page of the users bucket for nearly every user a
+// batch touches; a Loader instead sorts the events by user in bounded memory
+// (spilling sorted runs to unlinked temporary files), then writes each record
+// once, in key order, and the username and member indexes after them, also
+// in key order. It runs Apply's own per-user code, so the file holds what
+// Apply would have built.
+//
 // # Caveats
 //
-// One goroutine writes. NoSync is never used. The file never shrinks by itself;
-// Compact copies it into a smaller file offline.
+// One goroutine writes. NoSync only for a rebuild's file, until Rename makes
+// it the live one. The file never shrinks by itself; Compact copies it into a
+// smaller file offline.
 package store

@@ -186,8 +186,8 @@ func (b *progressBar) show(pr pipeline.Progress) {
 		for _, p := range pr.Partitions {
 			parts = append(parts, fmt.Sprintf("%s %d/%d", p.Position.String(), p.Next, p.End))
 		}
-		fmt.Fprintf(b.w, "\r\033[K[%s%s] %5.1f%%  %8.0f msg/s  ETA %-8v %s", strings.Repeat("#", filled),
-			strings.Repeat("-", width-filled), pr.Ratio*100, pr.Rate, pr.ETA.Round(time.Second), truncateLine(strings.Join(parts, "  "), 100))
+		fmt.Fprintf(b.w, "\r\033[K[%s%s] %5.1f%%  %8.0f msg/s  ETA %-8v %-9s %s", strings.Repeat("#", filled),
+			strings.Repeat("-", width-filled), pr.Ratio*100, pr.Rate, pr.ETA.Round(time.Second), pr.Phase, truncateLine(strings.Join(parts, "  "), 100))
 		return
 	}
 	if time.Since(b.last) < 5*time.Second {

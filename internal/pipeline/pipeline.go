@@ -177,6 +177,10 @@ func (p *Pipeline) Close() error {
 // Progress is a rebuild's position.
 type Progress struct {
 	Running    bool                       `json:"running"`
+	Phase      string                     `json:"phase,omitempty"` // PhaseLoading, PhaseWriting, PhaseFollow
+	// BulkLoaded is how many messages the bulk load wrote (0: there was
+	// none, the file had offsets already).
+	BulkLoaded uint64 `json:"messages_bulk_loaded"`
 	Started    time.Time                  `json:"started"`
 	From       time.Time                  `json:"from,omitzero"`
 	Applied    uint64                     `json:"messages_applied"`
@@ -373,6 +377,10 @@ func newRebuildMetrics(reg prometheus.Registerer) *rebuildMetrics {
 
 // String describes a progress for a log line.
 func (pr Progress) String() string {
-	return fmt.Sprintf("%.1f%% applied=%d behind=%d rate=%.0f/s eta=%v",
+	s := fmt.Sprintf("%.1f%% applied=%d behind=%d rate=%.0f/s eta=%v",
 		pr.Ratio*100, pr.Applied, pr.Behind, pr.Rate, pr.ETA.Round(time.Second))
+	if pr.Phase != "" {
+		s += " phase=" + pr.Phase
+	}
+	return s
 }

@@ -182,6 +182,11 @@ func TestRebuildWhileServing(t *testing.T) {
 	if pr.Running || pr.Error != "" || pr.Applied != uint64(len(msgs)) {
 		t.Fatalf("progress after rebuild: %+v", pr)
 	}
+	// Into its new, empty file, the rebuild bulk-loaded the history (the
+	// digest check above holds the bulk load to Apply's result).
+	if pr.BulkLoaded == 0 || pr.Phase != pipeline.PhaseFollow {
+		t.Fatalf("the rebuild did not bulk-load: %+v", pr)
+	}
 	if got := counterValue(t, reg, "enrollstatus_rebuilds_total"); got != 1 {
 		t.Fatalf("enrollstatus_rebuilds_total = %v, want 1", got)
 	}

@@ -2,7 +2,9 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 
 	"log/slog"
 	"time"
@@ -15,31 +17,150 @@ import (
 
 // Replayer consumes topics into a store that is not (yet) serving: the
 // engine of rebuilds, online and offline.
+//
+// Into an empty store it replays in two phases. First a bulk load: the
+// history up to the head as it was at the start goes through a
+// store.Loader, which sorts it by user and writes each record once, in key
+// order, several times faster than batch-by-batch Apply. Then, from the
+// offsets the load stored, the ordinary consumer takes over and follows the
+// head. Into a store that has offsets already, it is the ordinary consumer
+// from the start.
 type Replayer struct {
-	c     *consumer.Consumer
+	cfg   consumer.Config
 	st    *store.Store
+	dec   *consumer.Decoder
+	log   *slog.Logger
 	stop  context.CancelFunc
 	done  chan error
 	err   error
 	ended bool
 	rate  rateMeter
+
+	mu     sync.Mutex
+	c      *consumer.Consumer // the current phase's consumer
+	loader *store.Loader      // during the bulk load, else nil
+	phase  string
+	loaded uint64 // messages the bulk load wrote
 }
+
+// The phases a replay goes through, as Progress reports them.
+const (
+	PhaseLoading = "loading" // reading the history into sorted runs
+	PhaseWriting = "writing" // writing the sorted history into the file
+	PhaseFollow  = "following"
+)
 
 // Replay starts consuming into st from its stored offsets (none: the
 // earliest, or cfg.StartAt). Its consumer metrics are private, so that they
 // do not mix with the live consumer's.
 func Replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *consumer.Decoder, log *slog.Logger) (*Replayer, error) {
-	c, err := consumer.New(cfg, StoreSink{Store: st}, dec, consumer.NewMetrics(prometheus.NewRegistry()), log)
+	r := &Replayer{cfg: cfg, st: st, dec: dec, log: log, done: make(chan error, 1), phase: PhaseFollow}
+	c, err := r.newConsumer(StoreSink{Store: st})
 	if err != nil {
 		return nil, err
 	}
+	switch l, err := st.NewLoader(store.DefaultLoaderOptions()); {
+	case err == nil:
+		if c, err = r.newConsumer(loaderSink{l}); err != nil {
+			return nil, err
+		}
+		r.loader, r.phase = l, PhaseLoading
+	case !errors.Is(err, store.ErrNotEmpty):
+		return nil, err
+	}
+	r.c = c
 	rctx, stop := context.WithCancel(ctx)
-	r := &Replayer{c: c, st: st, stop: stop, done: make(chan error, 1)}
-	go func() { r.done <- c.Run(rctx) }()
+	r.stop = stop
+	go func() { r.done <- r.run(rctx) }()
 	return r, nil
 }
 
-// Stop stops consuming; the batch in progress is committed whole.
+func (r *Replayer) newConsumer(sink consumer.Sink) (*consumer.Consumer, error) {
+	return consumer.New(r.cfg, sink, r.dec, consumer.NewMetrics(prometheus.NewRegistry()), r.log)
+}
+
+func (r *Replayer) current() *consumer.Consumer {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.c
+}
+
+// run is the replay's goroutine: the bulk load if there is one, then the
+// ordinary consumer until stopped.
+func (r *Replayer) run(ctx context.Context) error {
+	if r.loader != nil {
+		err := r.load(ctx)
+		r.loader.Close()
+		if err != nil || ctx.Err() != nil {
+			return err
+		}
+		c, err := r.newConsumer(StoreSink{Store: r.st})
+		if err != nil {
+			return err
+		}
+		r.mu.Lock()
+		r.c, r.loader, r.phase = c, nil, PhaseFollow
+		r.mu.Unlock()
+	}
+	return r.current().Run(ctx)
+}
+
+// load runs the bulk consumer until it has caught up with the head as it was
+// at its start, stops it (its last batch is added whole) and writes the
+// sorted history into the store.
+func (r *Replayer) load(ctx context.Context) error {
+	c := r.current()
+	lctx, stop := context.WithCancel(ctx)
+	defer stop()
+	ran := make(chan error, 1)
+	go func() { ran <- c.Run(lctx) }()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for caughtUp := false; !caughtUp; {
+		select {
+		case err := <-ran:
+			if err == nil && ctx.Err() == nil {
+				err = fmt.Errorf("replay stopped")
+			}
+			return err
+		case <-t.C:
+			caughtUp = c.Ready() == nil
+		}
+	}
+	stop()
+	if err := <-ran; err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.phase = PhaseWriting
+	r.mu.Unlock()
+	start := time.Now()
+	res, err := r.loader.Finish()
+	if err != nil {
+		return fmt.Errorf("write the sorted history: %w", err)
+	}
+	r.log.Info("bulk load written", "messages", r.loader.Messages(), "events", res.Events, "users", res.Users,
+		"courses", res.Courses, "sorted_runs", res.Runs, "seconds", time.Since(start).Seconds())
+	r.mu.Lock()
+	r.loaded = uint64(r.loader.Messages())
+	r.mu.Unlock()
+	return nil
+}
+
+// loaderSink hands the bulk consumer's batches to a store.Loader.
+type loaderSink struct{ l *store.Loader }
+
+func (s loaderSink) Apply(b consumer.Batch) (int, error) {
+	return 0, s.l.Add(store.Batch{Events: b.Events, Offsets: storeOffsets(b.Offsets), Messages: b.Messages})
+}
+
+// Positions: a loader starts from an empty store.
+func (s loaderSink) Positions() (map[consumer.Position]int64, error) {
+	return map[consumer.Position]int64{}, nil
+}
+
+// Stop stops consuming. After the bulk load, the batch in progress is
+// committed whole; during it, nothing is in the store yet.
 func (r *Replayer) Stop() error {
 	if !r.ended {
 		r.stop()
@@ -51,7 +172,10 @@ func (r *Replayer) Stop() error {
 
 // Progress reads the replay's position.
 func (r *Replayer) Progress() Progress {
-	parts := r.c.Partitions()
+	r.mu.Lock()
+	c, loader, phase, loaded := r.c, r.loader, r.phase, r.loaded
+	r.mu.Unlock()
+	parts := c.Partitions()
 	var next, end, behind int64
 	for _, p := range parts {
 		next += p.Next
@@ -59,14 +183,17 @@ func (r *Replayer) Progress() Progress {
 		behind += max(p.End-p.Next, 0)
 	}
 	f, _ := r.st.Freshness()
-	pr := Progress{Applied: f.Applied, Behind: behind, Partitions: parts}
+	pr := Progress{Applied: f.Applied, Behind: behind, Partitions: parts, Phase: phase, BulkLoaded: loaded}
+	if loader != nil {
+		pr.Applied = uint64(loader.Messages()) // taken in, written at the end of the load
+	}
 	switch {
 	case end > 0:
 		pr.Ratio = float64(next) / float64(end)
 	case len(parts) > 0: // every partition is empty: nothing to replay
 		pr.Ratio = 1
 	} // no partition known yet: 0, not done
-	pr.Rate = r.rate.observe(f.Applied)
+	pr.Rate = r.rate.observe(pr.Applied)
 	if pr.Rate > 0 {
 		pr.ETA = time.Duration(float64(behind) / pr.Rate * float64(time.Second))
 	}
@@ -76,7 +203,11 @@ func (r *Replayer) Progress() Progress {
 // WaitCaughtUp waits until the replay reached the head of every partition
 // as it was when the replay started, reporting progress every half second.
 func (r *Replayer) WaitCaughtUp(ctx context.Context, report func(Progress)) error {
-	return r.wait(ctx, report, func() bool { return r.c.Ready() == nil })
+	return r.wait(ctx, report, func() bool {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.phase == PhaseFollow && r.c.Ready() == nil
+	})
 }
 
 // WaitPast waits until the replay's position is at or past offsets on every
@@ -84,7 +215,13 @@ func (r *Replayer) WaitCaughtUp(ctx context.Context, report func(Progress)) erro
 func (r *Replayer) WaitPast(ctx context.Context, offsets map[store.Partition]int64, report func(Progress)) error {
 	return r.wait(ctx, report, func() bool {
 		mine := map[store.Partition]int64{}
-		for _, p := range r.c.Partitions() {
+		r.mu.Lock()
+		c, phase := r.c, r.phase
+		r.mu.Unlock()
+		if phase != PhaseFollow {
+			return false
+		}
+		for _, p := range c.Partitions() {
 			mine[store.Partition{Topic: p.Topic, Partition: p.Partition}] = p.Next
 		}
 		for p, off := range offsets {
@@ -106,7 +243,7 @@ func (r *Replayer) wait(ctx context.Context, report func(Progress), done func() 
 		if done() {
 			return nil
 		}
-		if err := r.c.Ready(); err != nil && isFailure(err) {
+		if err := r.current().Ready(); err != nil && isFailure(err) {
 			return err
 		}
 		select {

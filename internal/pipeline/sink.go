@@ -10,12 +10,16 @@ type StoreSink struct{ Store *store.Store }
 
 // Apply writes the batch and its offsets in one transaction.
 func (s StoreSink) Apply(b consumer.Batch) (int, error) {
-	offsets := make(map[store.Partition]int64, len(b.Offsets))
-	for p, next := range b.Offsets {
-		offsets[store.Partition{Topic: p.Topic, Partition: p.Partition}] = next
-	}
-	res, err := s.Store.Apply(store.Batch{Events: b.Events, Offsets: offsets, Messages: b.Messages})
+	res, err := s.Store.Apply(store.Batch{Events: b.Events, Offsets: storeOffsets(b.Offsets), Messages: b.Messages})
 	return res.DroppedRetired, err
+}
+
+func storeOffsets(offs map[consumer.Position]int64) map[store.Partition]int64 {
+	out := make(map[store.Partition]int64, len(offs))
+	for p, next := range offs {
+		out[store.Partition{Topic: p.Topic, Partition: p.Partition}] = next
+	}
+	return out
 }
 
 // Positions returns the stored next offsets.

@@ -1,0 +1,224 @@
+package store
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+)
+
+// sorter is an external sort of (key, value) records in bounded memory:
+// records collect in an in-memory run; a full run is sorted and spilled to a
+// temporary file (unlinked at once, so that nothing is left behind whatever
+// happens to the process); iterate merges the spilled runs and the last one,
+// which stays in memory. Equal keys come out in the order they were added
+// within a run, in no particular order across runs.
+type sorter struct {
+	path  string // temporary files are created next to it
+	limit int    // bytes of a run in memory
+
+	run  []byte    // records of the run being collected
+	refs []sortRef // where they are in run
+	runs []*os.File
+}
+
+type sortRef struct{ off, klen, n uint32 }
+
+func (r sortRef) key(run []byte) []byte   { return run[r.off : r.off+r.klen] }
+func (r sortRef) value(run []byte) []byte { return run[r.off+r.klen : r.off+r.n] }
+
+func newSorter(path string, limit int) *sorter { return &sorter{path: path, limit: limit} }
+
+// add copies a record in, spilling the run if it is full.
+func (s *sorter) add(key, value []byte) error {
+	off := len(s.run)
+	s.run = append(append(s.run, key...), value...)
+	s.refs = append(s.refs, sortRef{off: uint32(off), klen: uint32(len(key)), n: uint32(len(key) + len(value))})
+	if len(s.run) >= s.limit {
+		return s.spill()
+	}
+	return nil
+}
+
+// runCount returns the number of runs so far, the one in memory included.
+func (s *sorter) runCount() int { return len(s.runs) + 1 }
+
+func (s *sorter) sortRun() {
+	slices.SortFunc(s.refs, func(a, b sortRef) int {
+		if c := bytes.Compare(a.key(s.run), b.key(s.run)); c != 0 {
+			return c
+		}
+		return int(a.off) - int(b.off)
+	})
+}
+
+func (s *sorter) spill() error {
+	s.sortRun()
+	f, err := os.CreateTemp(filepath.Dir(s.path), filepath.Base(s.path)+".sort-*")
+	if err != nil {
+		return fmt.Errorf("spill sorted records: %w", err)
+	}
+	os.Remove(f.Name())
+	w := bufio.NewWriterSize(f, 256<<10)
+	var hdr []byte
+	for _, r := range s.refs {
+		hdr = binary.AppendUvarint(hdr[:0], uint64(r.klen))
+		hdr = binary.AppendUvarint(hdr, uint64(r.n-r.klen))
+		w.Write(hdr)
+		w.Write(s.run[r.off : r.off+r.n])
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return fmt.Errorf("spill sorted records: %w", err)
+	}
+	s.runs = append(s.runs, f)
+	s.run, s.refs = s.run[:0], s.refs[:0]
+	return nil
+}
+
+// close releases the runs.
+func (s *sorter) close() error {
+	var errs []error
+	for _, f := range s.runs {
+		errs = append(errs, f.Close())
+	}
+	s.runs, s.run, s.refs = nil, nil, nil
+	return errors.Join(errs...)
+}
+
+// iterate returns the records in key order. Add must not be called after.
+func (s *sorter) iterate() (*sortIter, error) {
+	s.sortRun()
+	it := &sortIter{}
+	for _, f := range s.runs {
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, fmt.Errorf("read sorted records: %w", err)
+		}
+		if err := it.push(&fileCursor{r: bufio.NewReaderSize(f, 128<<10)}); err != nil {
+			return nil, err
+		}
+	}
+	if err := it.push(&memCursor{run: s.run, refs: s.refs}); err != nil {
+		return nil, err
+	}
+	heap.Init(it)
+	return it, nil
+}
+
+// A cursor is one run being read.
+type cursor interface {
+	// advance moves to the next record; io.EOF after the last.
+	advance() error
+	record() (key, value []byte) // valid until the next advance
+}
+
+type memCursor struct {
+	run  []byte
+	refs []sortRef
+	cur  sortRef
+}
+
+func (c *memCursor) advance() error {
+	if len(c.refs) == 0 {
+		return io.EOF
+	}
+	c.cur, c.refs = c.refs[0], c.refs[1:]
+	return nil
+}
+
+func (c *memCursor) record() ([]byte, []byte) { return c.cur.key(c.run), c.cur.value(c.run) }
+
+type fileCursor struct {
+	r    *bufio.Reader
+	buf  []byte
+	klen int
+}
+
+func (c *fileCursor) advance() error {
+	klen, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		return err // io.EOF at the end of the run
+	}
+	vlen, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		return unexpected(err)
+	}
+	n := int(klen + vlen)
+	if cap(c.buf) < n {
+		c.buf = make([]byte, n, n*2)
+	}
+	c.buf, c.klen = c.buf[:n], int(klen)
+	_, err = io.ReadFull(c.r, c.buf)
+	return unexpected(err)
+}
+
+func (c *fileCursor) record() ([]byte, []byte) { return c.buf[:c.klen], c.buf[c.klen:] }
+
+func unexpected(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// sortIter merges runs: a heap of cursors, smallest key on top.
+type sortIter struct {
+	cursors []cursor
+	keys    [][]byte // each cursor's current key, for Less
+	moved   bool     // the top cursor's record was returned: advance it first
+}
+
+func (it *sortIter) push(c cursor) error {
+	switch err := c.advance(); {
+	case err == io.EOF:
+		return nil
+	case err != nil:
+		return fmt.Errorf("read sorted records: %w", err)
+	}
+	k, _ := c.record()
+	it.cursors, it.keys = append(it.cursors, c), append(it.keys, k)
+	return nil
+}
+
+// next returns the next record in key order, valid until the next call, or
+// ok false at the end.
+func (it *sortIter) next() (key, value []byte, ok bool, err error) {
+	if it.moved {
+		it.moved = false
+		switch err := it.cursors[0].advance(); {
+		case err == io.EOF:
+			heap.Pop(it)
+		case err != nil:
+			return nil, nil, false, fmt.Errorf("read sorted records: %w", err)
+		default:
+			it.keys[0], _ = it.cursors[0].record()
+			heap.Fix(it, 0)
+		}
+	}
+	if len(it.cursors) == 0 {
+		return nil, nil, false, nil
+	}
+	it.moved = true
+	key, value = it.cursors[0].record()
+	return key, value, true, nil
+}
+
+func (it *sortIter) Len() int           { return len(it.cursors) }
+func (it *sortIter) Less(i, j int) bool { return bytes.Compare(it.keys[i], it.keys[j]) < 0 }
+func (it *sortIter) Swap(i, j int) {
+	it.cursors[i], it.cursors[j] = it.cursors[j], it.cursors[i]
+	it.keys[i], it.keys[j] = it.keys[j], it.keys[i]
+}
+func (it *sortIter) Push(x any) { panic("sortIter: push through it.push") }
+func (it *sortIter) Pop() any {
+	n := len(it.cursors) - 1
+	c := it.cursors[n]
+	it.cursors, it.keys = it.cursors[:n], it.keys[:n]
+	return c
+}

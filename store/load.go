@@ -1,0 +1,475 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/enrollstatus/enrollstatus/projection"
+)
+
+// A Loader fills an empty store from a replay of the whole history, several
+// times faster than Apply: it sorts the events by user in bounded memory
+// (an external sort, see sorter) and writes at Finish each user's record
+// once, in key order, and then the username and member indexes, also in key
+// order: bbolt's fast path, where Apply, batch after batch, rewrites a page
+// for nearly every user it touches. The projection's merges are
+// order-independent, so the file is the one Apply would have built from the
+// same events; Finish runs Apply's own per-user code to build it.
+//
+// Nothing is in the store before Finish returns: a replay that is stopped
+// before then leaves an empty file. A Loader is not safe for concurrent use,
+// except Messages.
+type Loader struct {
+	st     *Store
+	opts   LoaderOptions
+	events *sorter // user key -> spill-encoded event
+
+	metas    map[string]projection.CourseMeta
+	offsets  map[Partition]int64
+	messages atomic.Int64
+	count    int
+	latest   time.Time
+	key, buf []byte
+
+	courseIndex map[string]uint32 // the spill encoding's table of course ids
+	courseIDs   []string
+}
+
+// LoaderOptions bound a Loader's memory.
+type LoaderOptions struct {
+	// RunBytes is how many bytes of records are sorted in memory before they
+	// are spilled to a temporary file next to the store's (about 45 bytes
+	// per completion).
+	RunBytes int
+	// TxBytes is about how many bytes one write transaction of Finish holds
+	// before it commits (bbolt keeps every dirty page until then).
+	TxBytes int
+}
+
+// DefaultLoaderOptions keep a rebuild's memory within the service's budget.
+func DefaultLoaderOptions() LoaderOptions {
+	return LoaderOptions{RunBytes: 32 << 20, TxBytes: 32 << 20}
+}
+
+// ErrNotEmpty is returned by NewLoader for a store that holds offsets already.
+var ErrNotEmpty = errors.New("store is not empty")
+
+// NewLoader returns a loader into s, which must be empty: no offsets stored.
+func (s *Store) NewLoader(opts LoaderOptions) (*Loader, error) {
+	offs, err := s.Offsets()
+	if err != nil {
+		return nil, err
+	}
+	if len(offs) > 0 {
+		return nil, ErrNotEmpty
+	}
+	return &Loader{
+		st:      s,
+		opts:    opts,
+		events:  newSorter(s.path, opts.RunBytes),
+		metas:   map[string]projection.CourseMeta{},
+		offsets: map[Partition]int64{},
+
+		courseIndex: map[string]uint32{},
+	}, nil
+}
+
+// Messages returns the number of messages added so far. Unlike the rest of
+// the Loader, it may be called from any goroutine.
+func (l *Loader) Messages() int64 { return l.messages.Load() }
+
+// Add takes a batch in: its user events go to the sort, course metadata is
+// merged in memory, offsets are kept for Finish to store.
+func (l *Loader) Add(b Batch) error {
+	for _, e := range b.Events {
+		if t := e.EventTime(); t.After(l.latest) {
+			l.latest = t
+		}
+		if course, m, ok := projection.MetaOf(e); ok {
+			l.metas[course] = l.metas[course].Merge(m)
+		}
+		id, ok := projection.UserOf(e)
+		if !ok {
+			continue
+		}
+		l.buf = l.appendSpillEvent(l.buf[:0], e)
+		l.key = binary.BigEndian.AppendUint64(l.key[:0], uint64(id))
+		if err := l.events.add(l.key, l.buf); err != nil {
+			return err
+		}
+		l.count++
+	}
+	for p, next := range b.Offsets {
+		l.offsets[p] = max(l.offsets[p], next)
+	}
+	l.messages.Add(int64(b.Messages))
+	return nil
+}
+
+// Close releases the spilled runs. Finish calls it; call it after a replay
+// that did not reach Finish.
+func (l *Loader) Close() error { return l.events.close() }
+
+// LoadResult says what Finish wrote.
+type LoadResult struct {
+	Events, Users, Courses int
+	Runs                   int // sorted runs of events (1: all fitted in memory)
+}
+
+// Finish writes everything added into the store, in key order and in
+// transactions of about TxBytes: course metadata first, so that each record
+// gets its courses' final metadata as it is written; then every user's
+// record; then the member and username indexes, built from the records; and
+// last the offsets and freshness marks, which make the file count as applied
+// up to them.
+func (l *Loader) Finish() (res LoadResult, err error) {
+	defer l.Close()
+	res.Events, res.Runs = l.count, l.events.runCount()
+	tx := &loadTx{db: l.st.db, limit: l.opts.TxBytes}
+	defer tx.rollback()
+	if err := tx.begin(); err != nil {
+		return res, err
+	}
+
+	courses := slices.Sorted(maps.Keys(l.metas))
+	tx.views = make(map[string]projection.CourseView, len(courses))
+	for _, c := range courses {
+		tx.views[c] = projection.CourseMeta{}.Merge(l.metas[c]).View()
+		if _, _, err := tx.w.mergeCourse(c, l.metas[c]); err != nil {
+			return res, fmt.Errorf("course %q: %w", c, err)
+		}
+	}
+	res.Courses = len(courses)
+
+	members := newSorter(l.st.path, l.opts.RunBytes/2)
+	defer members.close()
+	names := newSorter(l.st.path, l.opts.RunBytes/2)
+	defer names.close()
+	if res.Users, err = l.writeUsers(tx, members, names); err != nil {
+		return res, err
+	}
+	if err := tx.putSorted(members, func(w *writer) *bolt.Bucket { return w.members }, nil); err != nil {
+		return res, fmt.Errorf("member index: %w", err)
+	}
+	if err := tx.putSorted(names, func(w *writer) *bolt.Bucket { return w.usernames }, firstHolder); err != nil {
+		return res, fmt.Errorf("username index: %w", err)
+	}
+
+	for p, next := range l.offsets {
+		if err := tx.w.offsets.Put(offsetKey(p.Topic, p.Partition), binary.BigEndian.AppendUint64(nil, uint64(next))); err != nil {
+			return res, err
+		}
+	}
+	if err := tx.w.markFreshness(l.latest, int(l.messages.Load())); err != nil {
+		return res, err
+	}
+	return res, tx.commit()
+}
+
+// writeUsers applies each user's sorted events and queues the record's
+// index entries: a member entry per course, and the username.
+func (l *Loader) writeUsers(tx *loadTx, members, names *sorter) (users int, err error) {
+	it, err := l.events.iterate()
+	if err != nil {
+		return 0, err
+	}
+	events := make([]projection.Event, 0, loadChunk)
+	var user []byte // key of the user whose events are in events
+	var nameKey []byte
+	flush := func(done bool) error {
+		if len(events) > 0 {
+			id := userID(user)
+			if _, err := tx.w.applyUser(id, events); err != nil {
+				return fmt.Errorf("user %d: %w", id, err)
+			}
+			events = events[:0]
+		}
+		if !done {
+			return nil
+		}
+		users++
+		v := tx.w.users.Get(user)
+		if v == nil {
+			return nil // retired
+		}
+		u, err := decodeUser(v)
+		if err != nil {
+			return err
+		}
+		for _, c := range u.Courses {
+			if err := members.add(memberKey(c.CourseID, u.ID), nil); err != nil {
+				return err
+			}
+		}
+		if u.Username != "" {
+			nameKey = appendNameKey(nameKey[:0], &u)
+			if err := names.add(nameKey, user); err != nil {
+				return err
+			}
+		}
+		return tx.wrote(len(v))
+	}
+	for {
+		k, v, ok, err := it.next()
+		if err != nil {
+			return users, err
+		}
+		if !ok || !bytes.Equal(k, user) {
+			if user != nil {
+				if err := flush(true); err != nil {
+					return users, err
+				}
+			}
+			if !ok {
+				return users, nil
+			}
+			user = append(user[:0], k...)
+		}
+		e, err := l.decodeSpillEvent(v)
+		if err != nil {
+			return users, err
+		}
+		if events = append(events, e); len(events) == loadChunk {
+			if err := flush(false); err != nil {
+				return users, err
+			}
+		}
+	}
+}
+
+// appendNameKey orders username claims as reindex settles them: by lower-cased
+// name (escaped so that a NUL in a name cannot reach into what follows),
+// then the latest claim first, then the lowest user id, whose record a
+// sequential Apply would have reached first.
+func appendNameKey(b []byte, u *projection.User) []byte {
+	for _, c := range []byte(projection.LowerUsername(u.Username)) {
+		if b = append(b, c); c == 0 {
+			b = append(b, 0xff)
+		}
+	}
+	b = append(b, 0, 0)
+	b = binary.BigEndian.AppendUint64(b, ^(uint64(u.UsernameTime.Unix()) ^ 1<<63))
+	b = binary.BigEndian.AppendUint32(b, ^uint32(u.UsernameTime.Nanosecond()))
+	return binary.BigEndian.AppendUint64(b, uint64(u.ID))
+}
+
+// firstHolder turns the sorted username claims into index entries: the
+// first claim of each name holds it.
+func firstHolder(key, value []byte, last []byte) (k, v []byte, skip bool) {
+	name := key[:bytes.Index(key, []byte{0, 0})]
+	if bytes.IndexByte(name, 0) >= 0 {
+		name = bytes.ReplaceAll(name, []byte{0, 0xff}, []byte{0})
+	}
+	if last != nil && bytes.Equal(name, last) {
+		return nil, nil, true
+	}
+	return name, value, false
+}
+
+// loadTx is the write transaction a Loader fills, committed and begun anew
+// every limit bytes.
+type loadTx struct {
+	db      *bolt.DB
+	tx      *bolt.Tx
+	w       *writer
+	limit   int
+	written int
+	views   map[string]projection.CourseView // the courses' final metadata
+}
+
+func (t *loadTx) begin() (err error) {
+	if t.tx, err = t.db.Begin(true); err != nil {
+		return err
+	}
+	t.w, t.written = newWriter(t.tx), 0
+	t.w.noIndexes, t.w.views = true, t.views
+	// Keys arrive in order: pages are written once, so fill them.
+	t.w.users.FillPercent = 0.9
+	t.w.members.FillPercent = 1
+	t.w.usernames.FillPercent = 1
+	return nil
+}
+
+// wrote counts n bytes into the transaction and commits it when full.
+func (t *loadTx) wrote(n int) error {
+	if t.written += n; t.written < t.limit {
+		return nil
+	}
+	if err := t.commit(); err != nil {
+		return err
+	}
+	return t.begin()
+}
+
+func (t *loadTx) commit() error {
+	err := t.tx.Commit()
+	t.tx = nil
+	return err
+}
+
+func (t *loadTx) rollback() {
+	if t.tx != nil {
+		t.tx.Rollback()
+	}
+}
+
+// putSorted puts a sorter's records into a bucket in key order. Through
+// settle, when given, each record becomes the entry to put or is skipped;
+// last is the key settle returned before.
+func (t *loadTx) putSorted(s *sorter, bucket func(*writer) *bolt.Bucket,
+	settle func(key, value, last []byte) (k, v []byte, skip bool)) error {
+	it, err := s.iterate()
+	if err != nil {
+		return err
+	}
+	var last []byte
+	for {
+		k, v, ok, err := it.next()
+		if err != nil || !ok {
+			return err
+		}
+		if settle != nil {
+			var skip bool
+			if k, v, skip = settle(k, v, last); skip {
+				continue
+			}
+			last = append(last[:0], k...)
+		}
+		// bbolt keeps both until the commit.
+		if err := bucket(t.w).Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
+			return err
+		}
+		if err := t.wrote(len(k) + len(v) + 16); err != nil {
+			return err
+		}
+	}
+}
+
+// loadChunk bounds the events of one user held at a time: a user with more
+// is applied in several steps, each reading back the record the last wrote.
+var loadChunk = 4096
+
+// The spill encoding of a user event: a kind byte, the user id, then the
+// fields Apply uses (a completion's block id is not one of them), with
+// course ids as indexes into the loader's table of them.
+const (
+	spillEnrollment = iota + 1
+	spillCompletion
+	spillCompletionAtCreation // a completion whose event time is its creation time
+	spillUserInfo
+	spillRetirement
+)
+
+// course returns the index of a course id in the loader's table.
+func (l *Loader) course(id string) uint64 {
+	i, ok := l.courseIndex[id]
+	if !ok {
+		i = uint32(len(l.courseIDs))
+		l.courseIndex[id] = i
+		l.courseIDs = append(l.courseIDs, id)
+	}
+	return uint64(i)
+}
+
+func (l *Loader) appendSpillEvent(b []byte, ev projection.Event) []byte {
+	e := encoder{b: b}
+	switch ev := ev.(type) {
+	case projection.Enrollment:
+		e.byte(spillEnrollment)
+		e.varint(ev.UserID)
+		e.uvarint(l.course(ev.CourseID))
+		e.string(ev.Username)
+		e.string(ev.Mode)
+		var flags byte
+		if ev.Active {
+			flags |= flagActive
+		}
+		if ev.CourseName != nil {
+			flags |= flagHasName
+		}
+		e.byte(flags)
+		if ev.CourseName != nil {
+			e.string(*ev.CourseName)
+		}
+		e.time(ev.Created)
+		e.time(ev.Time)
+	case projection.Completion:
+		if ev.Time.Equal(ev.Created) { // decoded times are UTC either way
+			e.byte(spillCompletionAtCreation)
+		} else {
+			e.byte(spillCompletion)
+		}
+		e.varint(ev.UserID)
+		e.uvarint(l.course(ev.CourseID))
+		e.time(ev.Created)
+		if e.b[len(b)] == spillCompletion {
+			e.time(ev.Time)
+		}
+	case projection.UserInfo:
+		e.byte(spillUserInfo)
+		e.varint(ev.UserID)
+		e.string(ev.Username)
+		e.time(ev.Time)
+	case projection.Retirement:
+		e.byte(spillRetirement)
+		e.varint(ev.UserID)
+		e.string(ev.Username)
+		e.time(ev.Time)
+	default:
+		panic(fmt.Sprintf("store: %T is not a user event", ev))
+	}
+	return e.b
+}
+
+func (l *Loader) decodeSpillEvent(b []byte) (projection.Event, error) {
+	d := decoder{b: b}
+	if len(b) > 0 && b[0] != spillCompletion && b[0] != spillCompletionAtCreation {
+		d.s = string(b) // one allocation for the event's strings
+	}
+	courseID := func() string {
+		i := d.uvarint()
+		if i >= uint64(len(l.courseIDs)) {
+			d.fail("course index")
+			return ""
+		}
+		return l.courseIDs[i]
+	}
+	var ev projection.Event
+	switch kind := d.byte(); kind {
+	case spillEnrollment:
+		e := projection.Enrollment{UserID: d.varint(), CourseID: courseID(), Username: d.string(), Mode: d.string()}
+		flags := d.byte()
+		e.Active = flags&flagActive != 0
+		if flags&flagHasName != 0 {
+			name := d.string()
+			e.CourseName = &name
+		}
+		e.Created, e.Time = d.time(), d.time()
+		ev = e
+	case spillCompletion, spillCompletionAtCreation:
+		e := projection.Completion{UserID: d.varint(), CourseID: courseID(), Created: d.time()}
+		e.Time = e.Created
+		if kind == spillCompletion {
+			e.Time = d.time()
+		}
+		ev = e
+	case spillUserInfo:
+		ev = projection.UserInfo{UserID: d.varint(), Username: d.string(), Time: d.time()}
+	case spillRetirement:
+		ev = projection.Retirement{UserID: d.varint(), Username: d.string(), Time: d.time()}
+	default:
+		return nil, fmt.Errorf("%w: spilled event kind %d", errCorrupt, kind)
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes in a spilled event", errCorrupt, len(d.b))
+	}
+	return ev, d.err
+}

@@ -1,0 +1,76 @@
+package store_test
+
+import (
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"github.com/enrollstatus/enrollstatus/projection"
+	"github.com/enrollstatus/enrollstatus/store"
+)
+
+// BenchmarkLoad is a bulk load of 300k events (the ingest mix over 30k users
+// and 1,000 courses) into an empty store through a Loader with runs small
+// enough to spill, against BenchmarkLoadApply, the same events through Apply
+// in batches of 50,000 (the consumer's catch-up batch): what a rebuild gains.
+func BenchmarkLoad(b *testing.B) {
+	events := loadBenchEvents()
+	opts := store.DefaultLoaderOptions()
+	opts.RunBytes = 4 << 20
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		s := openNoSync(b)
+		b.StartTimer()
+		l, err := s.NewLoader(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < len(events); i += 5000 {
+			if err := l.Add(store.Batch{Events: events[i:min(i+5000, len(events))], Messages: 5000}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if _, err := l.Finish(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*len(events))/b.Elapsed().Seconds(), "events/s")
+}
+
+func BenchmarkLoadApply(b *testing.B) {
+	events := loadBenchEvents()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		s := openNoSync(b)
+		b.StartTimer()
+		for i := 0; i < len(events); i += 50_000 {
+			if _, err := s.Apply(store.Batch{Events: events[i:min(i+50_000, len(events))], Messages: 50_000}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(b.N*len(events))/b.Elapsed().Seconds(), "events/s")
+}
+
+func loadBenchEvents() []projection.Event {
+	keys, names := benchCourses(1000)
+	return benchEvents(rand.New(rand.NewPCG(5, 6)), 300_000, 30_000, keys, names)
+}
+
+func openNoSync(b *testing.B) *store.Store {
+	opts := store.DefaultOptions()
+	opts.NoSync = true
+	s, err := store.Open(filepath.Join(b.TempDir(), store.FileName), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}

@@ -1,0 +1,179 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/enrollstatus/enrollstatus/internal/reference"
+	"github.com/enrollstatus/enrollstatus/projection"
+	"github.com/enrollstatus/enrollstatus/store"
+)
+
+// loadInBatches feeds events to a loader in random batches, with made-up
+// offsets on two partitions, and finishes it.
+func loadInBatches(t testing.TB, s *store.Store, rng *rand.Rand, events []projection.Event, opts store.LoaderOptions) store.LoadResult {
+	t.Helper()
+	l, err := s.NewLoader(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var next int64
+	for len(events) > 0 {
+		n := min(len(events), 1+rng.IntN(50))
+		next += int64(n)
+		p := store.Partition{Topic: "t", Partition: rng.IntN(2)}
+		if err := l.Add(store.Batch{Events: events[:n], Offsets: map[store.Partition]int64{p: next}, Messages: n}); err != nil {
+			t.Fatal(err)
+		}
+		events = events[n:]
+	}
+	res, err := l.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestLoaderMatchesApply: a loader fed a shuffled history with duplicates
+// builds the very file Apply builds, batch after batch, from the same events,
+// whether the events fit one in-memory run or spill into many, and whether a
+// user's events are applied at once or in several steps.
+func TestLoaderMatchesApply(t *testing.T) {
+	defer store.SetLoadChunk(7)()
+	for seed := range uint64(12) {
+		rng := rand.New(rand.NewPCG(seed, 43))
+		history := reference.RandomHistory(rng, 30, 8, 600, now)
+		model := &reference.Model{Events: history}
+
+		applied := MustOpen(t)
+		applyInBatches(t, applied, rng, reference.Shuffle(rng, history, 0.3))
+		want, err := applied.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		for _, opts := range []store.LoaderOptions{
+			store.DefaultLoaderOptions(),              // one run, one transaction
+			{RunBytes: 1 + rng.IntN(400), TxBytes: 1}, // many runs, a transaction per user
+		} {
+			loaded := MustOpen(t)
+			events := reference.Shuffle(rng, history, 0.3)
+			res := loadInBatches(t, loaded, rng, events, opts)
+			if opts.RunBytes < 1000 && res.Runs < 10 {
+				t.Fatalf("seed %d: %d runs; the test wants many", seed, res.Runs)
+			}
+			got, err := loaded.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Total != want.Total {
+				diffs, _ := store.Diff(applied, loaded, 5)
+				t.Fatalf("seed %d %+v: loaded digest %v differs from applied %v: %v", seed, opts, got.Buckets, want.Buckets, diffs)
+			}
+			checkAgainstReference(t, loaded, model, store.DefaultOptions().Policy)
+
+			f, err := loaded.Freshness()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Applied != uint64(len(events)) {
+				t.Fatalf("applied %d, want %d", f.Applied, len(events))
+			}
+			offs, err := loaded.Offsets()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if offs[store.Partition{Topic: "t", Partition: 0}] == 0 && offs[store.Partition{Topic: "t", Partition: 1}] == 0 {
+				t.Fatalf("offsets not stored: %v", offs)
+			}
+		}
+	}
+}
+
+func TestLoaderNeedsAnEmptyStore(t *testing.T) {
+	s := MustOpen(t)
+	p := store.Partition{Topic: "t", Partition: 0}
+	if _, err := s.Apply(store.Batch{Offsets: map[store.Partition]int64{p: 3}, Messages: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NewLoader(store.DefaultLoaderOptions()); !errors.Is(err, store.ErrNotEmpty) {
+		t.Fatalf("NewLoader on a store with offsets: %v, want ErrNotEmpty", err)
+	}
+}
+
+// TestLoaderLeavesNoFiles: spilled runs are unlinked when created, so a
+// loader that finishes, or is abandoned, leaves only the store's file.
+func TestLoaderLeavesNoFiles(t *testing.T) {
+	dir := t.TempDir()
+	s, err := store.Open(filepath.Join(dir, store.FileName), store.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(1, 2))
+	history := reference.RandomHistory(rng, 10, 3, 200, now)
+	l, err := s.NewLoader(store.LoaderOptions{RunBytes: 100, TxBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < len(history); i += 20 {
+		if err := l.Add(store.Batch{Events: history[i:min(i+20, len(history))], Messages: 20}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		t.Fatalf("while loading, the directory holds %v, want only %s", entries, store.FileName)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLoaderUsernameClaims: when users claim the same (lower-cased) name,
+// the index gives it to the latest claim, and on a tie to the user Apply
+// reaches first in key order, as Apply settles it; names may hold NUL bytes.
+func TestLoaderUsernameClaims(t *testing.T) {
+	at := func(h int) time.Time { return now.Add(time.Duration(h) * time.Hour) }
+	info := func(id int64, name string, h int) projection.Event {
+		return projection.UserInfo{UserID: id, Username: name, Time: at(h)}
+	}
+	history := []projection.Event{
+		info(1, "Same", 1), info(2, "same", 2), // 2 claims it later
+		info(3, "Tie", 5), info(4, "tie", 5), // a tie: 3, reached first
+		info(5, "a\x00b", 1), info(6, "a", 1), info(7, "a\x00", 1),
+		info(8, "gone", 9), info(9, "gone", 1), projection.Retirement{UserID: 8, Time: at(10)},
+	}
+	applied := MustOpen(t)
+	for _, e := range history { // in user order, one batch each
+		if _, err := applied.Apply(store.Batch{Events: []projection.Event{e}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loaded := MustOpen(t)
+	rng := rand.New(rand.NewPCG(3, 3))
+	loadInBatches(t, loaded, rng, reference.Shuffle(rng, history, 0), store.LoaderOptions{RunBytes: 64, TxBytes: 1})
+	for name, want := range map[string]int64{"same": 2, "tie": 3, "a\x00b": 5, "a": 6, "a\x00": 7} {
+		u, _, found, err := loaded.UserByName(context.Background(), name)
+		if err != nil || !found || u.ID != want {
+			t.Errorf("%q: user %d found=%v err=%v, want user %d", name, u.ID, found, err, want)
+		}
+	}
+	diffs, err := store.Diff(applied, loaded, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Apply lets a retired user's name go, whoever else claimed it; the
+	// loader, which sees the retirement first, gives it to the other claim.
+	if len(diffs) != 1 || diffs[0].Bucket != "usernames" {
+		t.Fatalf("differences from Apply: %v", diffs)
+	}
+}
