@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/enrollstatus/enrollstatus/internal/jsonscan"
 	"github.com/enrollstatus/enrollstatus/projection"
 )
 
@@ -28,14 +27,11 @@ const (
 	jsonDebezium
 )
 
-// probeJSON tells a CloudEvent from a Debezium change event by their top-level
-// keys, without decoding the whole message: it validates it, then reads the
-// keys of the top-level object as a map would hold them, without building
-// one. The decoders that follow rely on the validation.
-func probeJSON(b []byte) jsonKind {
-	if !jsonscan.Valid(b) {
-		return jsonUnknown
-	}
+// probeKind tells a CloudEvent from a Debezium change event by their
+// top-level keys, without decoding the whole message: it reads the keys of
+// the top-level object as a map would hold them, without building one. b
+// must be valid JSON (jsonscan.Valid): the decoders rely on it.
+func probeKind(b []byte) jsonKind {
 	spec, payload, op, ok := probeKeys(b)
 	switch {
 	case !ok:
@@ -46,16 +42,6 @@ func probeJSON(b []byte) jsonKind {
 		return jsonDebezium
 	}
 	return jsonUnknown
-}
-
-// decodeCloudEvent decodes native JSON (events.md section 3): the types and
-// data of the Open edX event bus, plus enrollstatus's own two types. m.Value
-// must be valid JSON (probeJSON checked): the fast path relies on it.
-func decodeCloudEvent(m Message) (Decoded, error) {
-	if dec, ok, err := fastCloudEvent(m.Value); ok {
-		return dec, err
-	}
-	return slowCloudEvent(m)
 }
 
 // slowCloudEvent decodes any CloudEvent with encoding/json: the reference

@@ -127,12 +127,15 @@ func fastPathCorpus(t testing.TB) [][]byte {
 // encoding/json; it reports whether the fast path took v.
 func checkFastPath(t testing.TB, v []byte) bool {
 	t.Helper()
-	if !utf8.Valid(v) || !json.Valid(v) || probeJSON(v) != jsonCloudEvent {
+	if !utf8.Valid(v) || !json.Valid(v) {
 		return false
 	}
 	fast, ok, ferr := fastCloudEvent(v)
 	if !ok {
 		return false
+	}
+	if probeKind(v) != jsonCloudEvent {
+		t.Fatalf("%s\nthe fast path took what is not a CloudEvent", v)
 	}
 	slow, serr := slowCloudEvent(Message{Value: v})
 	if (ferr == nil) != (serr == nil) || ferr != nil && ferr.Error() != serr.Error() {
