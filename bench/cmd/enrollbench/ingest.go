@@ -204,17 +204,56 @@ func ingestMarkdown(rep ingestReport) string {
 }
 
 type rebuildReport struct {
-	Machine  machineInfo  `json:"machine"`
-	Messages int64        `json:"messages"`
-	Raw      workerResult `json:"raw"`
-	Rebuild  struct {
-		Seconds   float64 `json:"seconds"`
-		Rate      float64 `json:"messages_per_second"`
-		PeakAnon  int64   `json:"peak_rss_anon_bytes"`
-		FileBytes int64   `json:"file_bytes"`
-	} `json:"rebuild"`
-	Ratio   float64 `json:"ratio_rebuild_to_raw_time"`
-	Seconds float64 `json:"seconds"`
+	Machine    machineInfo   `json:"machine"`
+	Messages   int64         `json:"messages"`
+	Reps       int           `json:"repetitions"`
+	Raw        workerResult  `json:"raw"`
+	Rebuild    rebuildResult `json:"rebuild"`
+	RawAll     []float64     `json:"raw_seconds_all"`
+	RebuildAll []float64     `json:"rebuild_seconds_all"`
+	Ratio      float64       `json:"ratio_rebuild_to_raw_time"`
+	Seconds    float64       `json:"seconds"`
+}
+
+type rebuildResult struct {
+	Seconds   float64 `json:"seconds"`
+	Rate      float64 `json:"messages_per_second"`
+	PeakAnon  int64   `json:"peak_rss_anon_bytes"`
+	FileBytes int64   `json:"file_bytes"`
+}
+
+// rebuildOnce times one `enrollstatus rebuild` into a new data directory.
+func (s *ingestSetup) rebuildOnce(bin string) (rebuildResult, error) {
+	var r rebuildResult
+	dir := filepath.Join(s.cache, "rebuild-work")
+	os.RemoveAll(dir)
+	defer os.RemoveAll(dir)
+	start := time.Now()
+	c, err := startChild(filepath.Join(s.cache, "logs", "rebuild.log"), bin, "rebuild", "--brokers", s.broker.Addr,
+		"--topics", strings.Join(s.broker.Topics, ","), "--data-dir", dir, "--log-level", "warn")
+	if err != nil {
+		return r, err
+	}
+	rss := startRSSSampler(c.pid(), 100*time.Millisecond)
+	err = <-c.done
+	r.Seconds = time.Since(start).Seconds()
+	r.PeakAnon = rss.stop().PeakAnon
+	if err != nil {
+		return r, fmt.Errorf("enrollstatus rebuild: %w (see %s)", err, c.log)
+	}
+	r.Rate = float64(s.expect) / r.Seconds
+	if fi, err := os.Stat(filepath.Join(dir, "projection.db")); err == nil {
+		r.FileBytes = fi.Size()
+	}
+	return r, nil
+}
+
+func joinSeconds(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = strconv.FormatFloat(x, 'f', 2, 64)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // cmdRebuild times `enrollstatus rebuild` (offline, into a new data
@@ -229,6 +268,8 @@ func cmdRebuild(args []string, stdout, stderr io.Writer) error {
 	courses := fs.Int("courses", 1000, "synthetic courses")
 	partitions := fs.Int("partitions", 3, "partitions per topic")
 	out := fs.String("out", ".cache/bench/results/rebuild.json", "results file")
+	profiles := fs.String("profiles", "", "directory for profiles of one more rebuild, in a worker (not timed)")
+	reps := fs.Int("reps", 2, "interleaved repetitions of raw fetch and rebuild; the best of each is kept")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -239,40 +280,46 @@ func cmdRebuild(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer s.broker.Close()
-	rep := rebuildReport{Machine: describeMachine(), Messages: s.expect}
-	if rep.Raw, err = s.worker("raw", 0, stderr); err != nil {
-		return err
+	if *profiles != "" {
+		s.profileDir = *profiles
+		if _, err := s.worker("rebuild", 0, stderr); err != nil {
+			return err
+		}
+		s.profileDir = ""
 	}
-	dir := filepath.Join(*cache, "rebuild-work")
-	os.RemoveAll(dir)
-	defer os.RemoveAll(dir)
-	start := time.Now()
-	c, err := startChild(filepath.Join(*cache, "logs", "rebuild.log"), *bin, "rebuild", "--brokers", s.broker.Addr,
-		"--topics", strings.Join(s.broker.Topics, ","), "--data-dir", dir, "--log-level", "warn")
-	if err != nil {
-		return err
-	}
-	rss := startRSSSampler(c.pid(), 100*time.Millisecond)
-	err = <-c.done
-	rep.Rebuild.Seconds = time.Since(start).Seconds()
-	rep.Rebuild.PeakAnon = rss.stop().PeakAnon
-	if err != nil {
-		return fmt.Errorf("enrollstatus rebuild: %w (see %s)", err, c.log)
-	}
-	rep.Rebuild.Rate = float64(s.expect) / rep.Rebuild.Seconds
-	if fi, err := os.Stat(filepath.Join(dir, "projection.db")); err == nil {
-		rep.Rebuild.FileBytes = fi.Size()
+	rep := rebuildReport{Machine: describeMachine(), Messages: s.expect, Reps: *reps}
+	// Interleaved repetitions, the best of each kept: the first reads of a
+	// freshly filled broker are slower than later ones, and other tenants'
+	// bursts hit one repetition, not all.
+	for rep.RawAll = nil; len(rep.RawAll) < *reps; {
+		raw, err := s.worker("raw", 0, stderr)
+		if err != nil {
+			return err
+		}
+		rep.RawAll = append(rep.RawAll, raw.Seconds)
+		if rep.Raw.Seconds == 0 || raw.Seconds < rep.Raw.Seconds {
+			rep.Raw = raw
+		}
+		rb, err := s.rebuildOnce(*bin)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "  rebuild: %.2fs = %.0f/s, peak RssAnon %d MiB\n", rb.Seconds, rb.Rate, rb.PeakAnon>>20)
+		rep.RebuildAll = append(rep.RebuildAll, rb.Seconds)
+		if rep.Rebuild.Seconds == 0 || rb.Seconds < rep.Rebuild.Seconds {
+			rep.Rebuild = rb
+		}
 	}
 	rep.Ratio = rep.Rebuild.Seconds / rep.Raw.Seconds
 	rep.Seconds = time.Since(began).Seconds()
-	fmt.Fprintf(stderr, "  rebuild: %.2fs = %.0f/s, peak RssAnon %d MiB; ratio to raw fetch time %.2f\n",
-		rep.Rebuild.Seconds, rep.Rebuild.Rate, rep.Rebuild.PeakAnon>>20, rep.Ratio)
+	fmt.Fprintf(stderr, "  best rebuild %.2fs / best raw %.2fs = %.2f\n", rep.Rebuild.Seconds, rep.Raw.Seconds, rep.Ratio)
 	if err := writeJSON(*out, rep); err != nil {
 		return err
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "### Rebuild (%s)\n\n", rep.Machine.Summary())
-	fmt.Fprintf(&b, "`enrollstatus rebuild --brokers … --data-dir NEW` (offline) of %d messages, wall time of the process, against the raw fetch time of the same messages by the same readers.\n\n", rep.Messages)
+	fmt.Fprintf(&b, "`enrollstatus rebuild --brokers … --data-dir NEW` (offline) of %d messages, wall time of the process, against the raw fetch time of the same messages by the same readers; %d interleaved repetitions (raw, rebuild, raw, …), the best of each (all: raw %s s, rebuild %s s).\n\n",
+		rep.Messages, rep.Reps, joinSeconds(rep.RawAll), joinSeconds(rep.RebuildAll))
 	b.WriteString("| what | seconds | messages/s | peak RssAnon MiB |\n|---|---:|---:|---:|\n")
 	fmt.Fprintf(&b, "| raw fetch | %.2f | %.0f | %d |\n", rep.Raw.Seconds, rep.Raw.Rate, rep.Raw.PeakAnon>>20)
 	fmt.Fprintf(&b, "| rebuild | %.2f | %.0f | %d |\n", rep.Rebuild.Seconds, rep.Rebuild.Rate, rep.Rebuild.PeakAnon>>20)

@@ -49,7 +49,7 @@ type workerResult struct {
 // the store (e2e), and prints what it measured.
 func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ingest-worker", flag.ContinueOnError)
-	mode := fs.String("mode", "e2e", "raw or e2e")
+	mode := fs.String("mode", "e2e", "raw, e2e or rebuild (what enrollstatus rebuild runs, in this process: to profile it)")
 	brokers := fs.String("brokers", "", "broker address")
 	topics := fs.String("topics", "", "topics, comma-separated")
 	expect := fs.Int64("expect", 0, "messages in the topics (the sum of end offsets)")
@@ -105,13 +105,15 @@ func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 	switch *mode {
 	case "raw":
 		err = rawFetch(ctx, cc, *expect)
+	case "rebuild":
+		res.FileBytes, err = replayIngest(ctx, cc, *dir)
 	case "e2e":
 		res.BatchSize = *batch
 		res.CatchUpBatchSize, res.CatchUpMaxWrites = cc.CatchUpBatchSize, cc.CatchUpMaxWrites
 		res.FileBytes, err = e2eIngest(ctx, cc, *dir, *expect)
 		start = e2eStart
 	default:
-		err = fmt.Errorf("mode %q: want raw or e2e", *mode)
+		err = fmt.Errorf("mode %q: want raw, e2e or rebuild", *mode)
 	}
 	if err != nil {
 		return err
@@ -256,6 +258,46 @@ func e2eIngest(ctx context.Context, cc consumer.Config, dir string, expect int64
 	}
 	stop()
 	<-ran
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+// replayIngest replays the topics into a new projection as enrollstatus
+// rebuild does (pipeline.Replay into a file without fsyncs), until caught up.
+func replayIngest(ctx context.Context, cc consumer.Config, dir string) (int64, error) {
+	if dir == "" {
+		return 0, errors.New("rebuild needs -dir")
+	}
+	os.RemoveAll(dir)
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, store.FileName)
+	opts := store.DefaultOptions()
+	opts.NoSync = true
+	st, err := store.Open(path, opts)
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	avro, err := consumer.NewAvroDecoder(consumer.AvroOptions{})
+	if err != nil {
+		return 0, err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e2eStart = time.Now()
+	r, err := pipeline.Replay(ctx, cc, st, consumer.NewDecoder(avro), log)
+	if err != nil {
+		return 0, err
+	}
+	if err := r.WaitCaughtUp(ctx, nil); err != nil {
+		r.Stop()
+		return 0, err
+	}
+	if err := r.Stop(); err != nil {
+		return 0, err
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return 0, err
