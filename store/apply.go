@@ -48,12 +48,6 @@ func (s *Store) Apply(b Batch) (res ApplyResult, err error) {
 type writer struct {
 	users, usernames, courses, members, retired, offsets, meta *bolt.Bucket
 	buf                                                        []byte
-	// noIndexes leaves the members and usernames buckets alone: a Loader
-	// builds them from the finished records instead (see load.go).
-	noIndexes bool
-	// views, when set, is every course's metadata as the courses bucket
-	// holds it, decoded once (a Loader's, whose courses do not change).
-	views map[string]projection.CourseView
 }
 
 func newWriter(tx *bolt.Tx) *writer {
@@ -157,7 +151,7 @@ func (w *writer) applyUser(id int64, events []projection.Event) (dropped int, er
 	for _, e := range events {
 		course := courseOf(e)
 		isNew := course != "" && !u.HasCourse(course)
-		if evicted := u.Apply(e); evicted != "" && !w.noIndexes {
+		if evicted := u.Apply(e); evicted != "" {
 			if err := w.members.Delete(memberKey(evicted, id)); err != nil {
 				return 0, err
 			}
@@ -168,7 +162,7 @@ func (w *writer) applyUser(id int64, events []projection.Event) (dropped int, er
 			}
 		}
 	}
-	if u.Username != oldName && !w.noIndexes {
+	if u.Username != oldName {
 		if err := w.reindex(id, oldName, u); err != nil {
 			return 0, err
 		}
@@ -189,16 +183,8 @@ func courseOf(e projection.Event) string {
 // join records the user as a member of the course, so later metadata changes
 // reach the record, and copies the course's current metadata into it.
 func (w *writer) join(u *projection.User, course string) error {
-	if !w.noIndexes {
-		if err := w.members.Put(memberKey(course, u.ID), nil); err != nil {
-			return err
-		}
-	}
-	if w.views != nil {
-		if view, ok := w.views[course]; ok {
-			u.SetView(course, view)
-		}
-		return nil
+	if err := w.members.Put(memberKey(course, u.ID), nil); err != nil {
+		return err
 	}
 	v := w.courses.Get([]byte(course))
 	if v == nil {

@@ -30,8 +30,8 @@
 // batch touches; a Loader instead sorts the events by user in bounded memory
 // (spilling sorted runs to unlinked temporary files), then writes each record
 // once, in key order, and the username and member indexes after them, also
-// in key order. It runs Apply's own per-user code, so the file holds what
-// Apply would have built.
+// in key order. The merges being order-independent, the file holds what
+// Apply would have built from the same events.
 //
 // # Caveats
 //

@@ -22,7 +22,9 @@ import (
 // order: bbolt's fast path, where Apply, batch after batch, rewrites a page
 // for nearly every user it touches. The projection's merges are
 // order-independent, so the file is the one Apply would have built from the
-// same events; Finish runs Apply's own per-user code to build it.
+// same events: each record is folded with projection.User.Apply as
+// applyUser folds it (TestLoaderMatchesApply holds the two to the same
+// digest).
 //
 // Nothing is in the store before Finish returns: a replay that is stopped
 // before then leaves an empty file. A Loader is not safe for concurrent use,
@@ -140,9 +142,9 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 	}
 
 	courses := slices.Sorted(maps.Keys(l.metas))
-	tx.views = make(map[string]projection.CourseView, len(courses))
+	views := make(map[string]projection.CourseView, len(courses))
 	for _, c := range courses {
-		tx.views[c] = projection.CourseMeta{}.Merge(l.metas[c]).View()
+		views[c] = projection.CourseMeta{}.Merge(l.metas[c]).View()
 		if _, _, err := tx.w.mergeCourse(c, l.metas[c]); err != nil {
 			return res, fmt.Errorf("course %q: %w", c, err)
 		}
@@ -153,7 +155,7 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 	defer members.close()
 	names := newSorter(l.st.path, l.opts.RunBytes/2)
 	defer names.close()
-	if res.Users, err = l.writeUsers(tx, members, names); err != nil {
+	if res.Users, err = l.writeUsers(tx, views, members, names); err != nil {
 		return res, err
 	}
 	if err := tx.putSorted(members, func(w *writer) *bolt.Bucket { return w.members }, nil); err != nil {
@@ -174,72 +176,146 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 	return res, tx.commit()
 }
 
-// writeUsers applies each user's sorted events and queues the record's
-// index entries: a member entry per course, and the username.
-func (l *Loader) writeUsers(tx *loadTx, members, names *sorter) (users int, err error) {
+// writeUsers writes every user's record and queues its index entries: a
+// member entry per course, and the username. Two goroutines share the work:
+// foldUsers merges the sorted runs and folds each user's events into a
+// record, while this one writes the records into bbolt.
+func (l *Loader) writeUsers(tx *loadTx, views map[string]projection.CourseView, members, names *sorter) (users int, err error) {
 	it, err := l.events.iterate()
 	if err != nil {
 		return 0, err
 	}
-	events := make([]projection.Event, 0, loadChunk)
-	var user []byte // key of the user whose events are in events
-	var nameKey []byte
-	flush := func(done bool) error {
-		if len(events) > 0 {
-			id := userID(user)
-			if _, err := tx.w.applyUser(id, events); err != nil {
-				return fmt.Errorf("user %d: %w", id, err)
+	batches := make(chan []foldedUser, 4)
+	stop := make(chan struct{})
+	folded := make(chan error, 1)
+	go func() { folded <- l.foldUsers(it, views, batches, stop) }()
+	defer func() {
+		close(stop)
+		for range batches { // let foldUsers end
+		}
+		if ferr := <-folded; err == nil {
+			err = ferr
+		}
+	}()
+
+	retired := []byte{} // the marker: no time, see retire
+	for batch := range batches {
+		for i := range batch {
+			f := &batch[i]
+			users++
+			if f.retired {
+				if err := tx.w.retired.Put(f.key, retired); err != nil {
+					return users, err
+				}
+				continue
 			}
-			events = events[:0]
-		}
-		if !done {
-			return nil
-		}
-		users++
-		v := tx.w.users.Get(user)
-		if v == nil {
-			return nil // retired
-		}
-		u, err := decodeUser(v)
-		if err != nil {
-			return err
-		}
-		for _, c := range u.Courses {
-			if err := members.add(memberKey(c.CourseID, u.ID), nil); err != nil {
-				return err
+			if err := tx.w.users.Put(f.key, f.record); err != nil {
+				return users, err
+			}
+			for _, c := range f.courses {
+				if err := members.add(memberKey(c, userID(f.key)), nil); err != nil {
+					return users, err
+				}
+			}
+			if f.nameKey != nil {
+				if err := names.add(f.nameKey, f.key); err != nil {
+					return users, err
+				}
+			}
+			if err := tx.wrote(len(f.record)); err != nil {
+				return users, err
 			}
 		}
-		if u.Username != "" {
-			nameKey = appendNameKey(nameKey[:0], &u)
-			if err := names.add(nameKey, user); err != nil {
-				return err
+	}
+	return users, nil
+}
+
+// foldedUser is one user as the sorted events leave it: the record Apply
+// would write for a user it has not seen before, or a retirement.
+type foldedUser struct {
+	key     []byte
+	retired bool
+	record  []byte   // encoded, owned: bbolt keeps it until the commit
+	courses []string // the record's course ids
+	nameKey []byte   // appendNameKey's, or nil without a username
+}
+
+// foldUsers reads the sorted events user by user and folds each user's into
+// a record as applyUser does (projection.User.Apply, course metadata copied
+// in when an entry is created, retirement absorbing), sending them in
+// batches; it closes out when done or when stop is closed.
+func (l *Loader) foldUsers(it *sortIter, views map[string]projection.CourseView, out chan<- []foldedUser, stop <-chan struct{}) error {
+	defer close(out)
+	const batchSize = 512
+	batch := make([]foldedUser, 0, batchSize)
+	send := func() bool {
+		select {
+		case out <- batch:
+			batch = make([]foldedUser, 0, batchSize)
+			return true
+		case <-stop:
+			return false
+		}
+	}
+	var (
+		u       projection.User
+		key     []byte
+		retired bool
+		buf     []byte
+	)
+	done := func() {
+		f := foldedUser{key: bytes.Clone(key), retired: retired}
+		if !retired {
+			buf = encodeUser(buf, &u)
+			f.record = bytes.Clone(buf)
+			f.courses = make([]string, len(u.Courses))
+			for i, c := range u.Courses {
+				f.courses[i] = c.CourseID
+			}
+			if u.Username != "" {
+				f.nameKey = appendNameKey(nil, &u)
 			}
 		}
-		return tx.wrote(len(v))
+		batch = append(batch, f)
 	}
 	for {
 		k, v, ok, err := it.next()
 		if err != nil {
-			return users, err
+			return err
 		}
-		if !ok || !bytes.Equal(k, user) {
-			if user != nil {
-				if err := flush(true); err != nil {
-					return users, err
+		if !ok || !bytes.Equal(k, key) {
+			if key != nil {
+				done()
+				if len(batch) == batchSize && !send() {
+					return nil
 				}
 			}
 			if !ok {
-				return users, nil
+				if len(batch) > 0 {
+					send()
+				}
+				return nil
 			}
-			user = append(user[:0], k...)
+			key = append(key[:0], k...)
+			u, retired = projection.User{ID: userID(key)}, false
+		}
+		if retired {
+			continue // every later event of the user is dropped
 		}
 		e, err := l.decodeSpillEvent(v)
 		if err != nil {
-			return users, err
+			return err
 		}
-		if events = append(events, e); len(events) == loadChunk {
-			if err := flush(false); err != nil {
-				return users, err
+		if _, ok := e.(projection.Retirement); ok {
+			retired = true
+			continue
+		}
+		course := courseOf(e)
+		isNew := course != "" && !u.HasCourse(course)
+		u.Apply(e)
+		if isNew && u.HasCourse(course) {
+			if view, ok := views[course]; ok {
+				u.SetView(course, view)
 			}
 		}
 	}
@@ -282,7 +358,6 @@ type loadTx struct {
 	w       *writer
 	limit   int
 	written int
-	views   map[string]projection.CourseView // the courses' final metadata
 }
 
 func (t *loadTx) begin() (err error) {
@@ -290,7 +365,6 @@ func (t *loadTx) begin() (err error) {
 		return err
 	}
 	t.w, t.written = newWriter(t.tx), 0
-	t.w.noIndexes, t.w.views = true, t.views
 	// Keys arrive in order: pages are written once, so fill them.
 	t.w.users.FillPercent = 0.9
 	t.w.members.FillPercent = 1
@@ -352,10 +426,6 @@ func (t *loadTx) putSorted(s *sorter, bucket func(*writer) *bolt.Bucket,
 		}
 	}
 }
-
-// loadChunk bounds the events of one user held at a time: a user with more
-// is applied in several steps, each reading back the record the last wrote.
-var loadChunk = 4096
 
 // The spill encoding of a user event: a kind byte, the user id, then the
 // fields Apply uses (a completion's block id is not one of them), with

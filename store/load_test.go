@@ -41,10 +41,8 @@ func loadInBatches(t testing.TB, s *store.Store, rng *rand.Rand, events []projec
 
 // TestLoaderMatchesApply: a loader fed a shuffled history with duplicates
 // builds the very file Apply builds, batch after batch, from the same events,
-// whether the events fit one in-memory run or spill into many, and whether a
-// user's events are applied at once or in several steps.
+// whether the events fit one in-memory run or spill into many.
 func TestLoaderMatchesApply(t *testing.T) {
-	defer store.SetLoadChunk(7)()
 	for seed := range uint64(12) {
 		rng := rand.New(rand.NewPCG(seed, 43))
 		history := reference.RandomHistory(rng, 30, 8, 600, now)
