@@ -338,15 +338,38 @@ func (c *fastClaims) scan(b []byte) bool {
 // (its value is skipped), -1 for one that is not exactly a claim's name but
 // that encoding/json would match to one case-insensitively.
 func claimBit(key []byte) int {
-	for i, name := range claimNames {
-		if len(key) != len(name) {
-			continue
-		}
-		if string(key) == name {
-			return 1 << i
-		}
-		if asciiEqualFold(key, name) {
-			return -1
+	switch string(key) { // claimNames, in order
+	case "iss":
+		return claimIss
+	case "sub":
+		return claimSub
+	case "aud":
+		return claimAud
+	case "exp":
+		return claimExp
+	case "nbf":
+		return claimNbf
+	case "iat":
+		return claimIat
+	case "jti":
+		return claimJti
+	case "preferred_username":
+		return claimPreferredUsername
+	case "username":
+		return claimUsername
+	case "version":
+		return claimVersion
+	}
+	// The names are lower case: only a key with an upper-case letter can
+	// fold to one without being it.
+	for _, c := range key {
+		if 'A' <= c && c <= 'Z' {
+			for _, name := range claimNames {
+				if len(key) == len(name) && asciiEqualFold(key, name) {
+					return -1
+				}
+			}
+			return 0
 		}
 	}
 	return 0

@@ -303,3 +303,27 @@ func TestTokenCacheBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestClaimBit: every claim's name is its bit, a key folding to one is -1,
+// anything else 0.
+func TestClaimBit(t *testing.T) {
+	for i, name := range claimNames {
+		if got := claimBit([]byte(name)); got != 1<<i {
+			t.Errorf("claimBit(%q) = %d; want %d", name, got, 1<<i)
+		}
+		for j := range name {
+			if name[j] < 'a' || name[j] > 'z' {
+				continue
+			}
+			folded := name[:j] + strings.ToUpper(name[j:j+1]) + name[j+1:]
+			if got := claimBit([]byte(folded)); got != -1 {
+				t.Errorf("claimBit(%q) = %d; want -1", folded, got)
+			}
+		}
+	}
+	for _, key := range []string{"", "email", "EMAIL", "is", "issx", "Xiss", "preferred-username", "scopes", "ISS_"} {
+		if got := claimBit([]byte(key)); got != 0 {
+			t.Errorf("claimBit(%q) = %d; want 0", key, got)
+		}
+	}
+}
