@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -279,29 +281,79 @@ func BenchmarkFastHS256(b *testing.B) {
 	}
 }
 
-// TestTokenCacheBounded: the cache never holds more than its size, drops
-// its oldest entries first, and a token put twice takes one place.
+// TestTokenCacheBounded: the cache never holds more than its size; a set
+// holds the last tokens put in it, its oldest dropped first; a token put
+// twice takes one place; an expired token is dropped by get.
 func TestTokenCacheBounded(t *testing.T) {
-	c := newTokenCache(100, time.Minute)
-	for i := range 1000 {
-		tok := fmt.Sprint("token-", i)
-		c.put(c.key(tok), cachedToken{username: tok}, fastNow, fastNow.Add(time.Hour))
-		c.put(c.key(tok), cachedToken{username: tok}, fastNow, fastNow.Add(time.Hour))
-		if i%7 == 0 { // some expire and are dropped by get
-			c.put(c.key(tok), cachedToken{username: tok}, fastNow, fastNow.Add(time.Second))
-			c.get(c.key(tok), fastNow.Add(time.Second))
+	for _, size := range []int{1, 3, 100, 16384} {
+		c := newTokenCache(size, time.Minute)
+		if n := len(c.sets) * c.ways; n > size || n < size-cacheWays {
+			t.Fatalf("size %d: %d entries", size, n)
 		}
-		if len(c.entries) > 100 {
-			t.Fatalf("after %d inserts the cache holds %d entries", i+1, len(c.entries))
+		put := make(map[*cacheSet][]int) // the tokens put in each set, in order
+		const tokens = 5000
+		for i := range tokens {
+			tok := fmt.Sprint("token-", i)
+			k := c.key(tok)
+			c.put(k, cachedToken{username: tok}, fastNow, fastNow.Add(time.Hour))
+			c.put(k, cachedToken{username: tok}, fastNow, fastNow.Add(time.Hour))
+			if i%7 == 0 { // some expire and are dropped by get
+				c.put(k, cachedToken{username: tok}, fastNow, fastNow.Add(time.Second))
+				if _, ok := c.get(k, fastNow.Add(time.Second)); ok {
+					t.Fatalf("size %d: %s served past its expiry", size, tok)
+				}
+			}
+			put[c.set(k)] = append(put[c.set(k)], i)
+			if n := held(c); n > size {
+				t.Fatalf("size %d: after %d inserts the cache holds %d entries", size, i+1, n)
+			}
+		}
+		for i := range tokens {
+			tok := fmt.Sprint("token-", i)
+			got, ok := c.get(c.key(tok), fastNow)
+			order := put[c.set(c.key(tok))]
+			last := slices.Contains(order[max(0, len(order)-c.ways):], i)
+			if want := last && i%7 != 0; ok != want || ok && got.username != tok {
+				t.Fatalf("size %d: %s cached %v (%q), want %v", size, tok, ok, got.username, want)
+			}
 		}
 	}
-	for i := range 1000 {
-		tok := fmt.Sprint("token-", i)
-		_, ok := c.get(c.key(tok), fastNow)
-		if want := i >= 900 && i%7 != 0; ok != want {
-			t.Fatalf("%s cached %v, want %v", tok, ok, want)
+}
+
+// TestTokenCacheConcurrent: goroutines putting and getting the same
+// tokens (run with -race).
+func TestTokenCacheConcurrent(t *testing.T) {
+	c := newTokenCache(64, time.Minute)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				tok := fmt.Sprint("token-", (i*(g+1))%300)
+				k := c.key(tok)
+				c.put(k, cachedToken{username: tok}, fastNow, fastNow.Add(time.Hour))
+				if got, ok := c.get(k, fastNow); ok && got.username != tok {
+					t.Errorf("%s cached as %q", tok, got.username)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// held is the number of entries c holds.
+func held(c *tokenCache) int {
+	n := 0
+	for i := range c.sets {
+		for _, e := range c.sets[i].entries {
+			if !e.tok.until.IsZero() {
+				n++
+			}
 		}
 	}
+	return n
 }
 
 // TestClaimBit: every claim's name is its bit, a key folding to one is -1,
