@@ -26,9 +26,10 @@ import (
 // applyUser folds it (TestLoaderMatchesApply holds the two to the same
 // digest).
 //
-// Nothing is in the store before Finish returns: a replay that is stopped
-// before then leaves an empty file. A Loader is not safe for concurrent use,
-// except Messages.
+// Nothing is in the store before Finish: a replay that is stopped before then
+// leaves an empty file. Finish commits in several transactions, the offsets
+// in the last: a Finish that fails leaves a file without offsets, to throw
+// away. A Loader is not safe for concurrent use, except Messages.
 type Loader struct {
 	st     *Store
 	opts   LoaderOptions
@@ -48,8 +49,8 @@ type Loader struct {
 // LoaderOptions bound a Loader's memory.
 type LoaderOptions struct {
 	// RunBytes is how many bytes of records are sorted in memory before they
-	// are spilled to a temporary file next to the store's (about 45 bytes
-	// per completion).
+	// are spilled to a temporary file next to the store's (about 25 bytes
+	// per completion, 100 per enrollment).
 	RunBytes int
 	// TxBytes is about how many bytes one write transaction of Finish holds
 	// before it commits (bbolt keeps every dirty page until then).
@@ -61,16 +62,25 @@ func DefaultLoaderOptions() LoaderOptions {
 	return LoaderOptions{RunBytes: 32 << 20, TxBytes: 32 << 20}
 }
 
-// ErrNotEmpty is returned by NewLoader for a store that holds offsets already.
+// ErrNotEmpty is returned by NewLoader for a store that holds anything.
 var ErrNotEmpty = errors.New("store is not empty")
 
-// NewLoader returns a loader into s, which must be empty: no offsets stored.
+// NewLoader returns a loader into s, which must be empty: no offsets, no
+// users, no retirements.
 func (s *Store) NewLoader(opts LoaderOptions) (*Loader, error) {
-	offs, err := s.Offsets()
+	empty := true
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketOffsets, bucketUsers, bucketRetired} {
+			if k, _ := tx.Bucket(b).Cursor().First(); k != nil {
+				empty = false
+			}
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}
-	if len(offs) > 0 {
+	if !empty {
 		return nil, ErrNotEmpty
 	}
 	return &Loader{

@@ -94,13 +94,22 @@ func TestLoaderMatchesApply(t *testing.T) {
 }
 
 func TestLoaderNeedsAnEmptyStore(t *testing.T) {
-	s := MustOpen(t)
-	p := store.Partition{Topic: "t", Partition: 0}
-	if _, err := s.Apply(store.Batch{Offsets: map[store.Partition]int64{p: 3}, Messages: 3}); err != nil {
-		t.Fatal(err)
+	if _, err := MustOpen(t).NewLoader(store.DefaultLoaderOptions()); err != nil {
+		t.Fatalf("NewLoader on an empty store: %v", err)
 	}
-	if _, err := s.NewLoader(store.DefaultLoaderOptions()); !errors.Is(err, store.ErrNotEmpty) {
-		t.Fatalf("NewLoader on a store with offsets: %v, want ErrNotEmpty", err)
+	p := store.Partition{Topic: "t", Partition: 0}
+	for what, b := range map[string]store.Batch{
+		"offsets":    {Offsets: map[store.Partition]int64{p: 3}, Messages: 3},
+		"a user":     {Events: []projection.Event{projection.UserInfo{UserID: 1, Username: "u", Time: now}}},
+		"retirement": {Events: []projection.Event{projection.Retirement{UserID: 1, Time: now}}},
+	} {
+		s := MustOpen(t)
+		if _, err := s.Apply(b); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.NewLoader(store.DefaultLoaderOptions()); !errors.Is(err, store.ErrNotEmpty) {
+			t.Fatalf("NewLoader on a store with %s: %v, want ErrNotEmpty", what, err)
+		}
 	}
 }
 

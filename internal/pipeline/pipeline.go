@@ -179,7 +179,7 @@ type Progress struct {
 	Running    bool                       `json:"running"`
 	Phase      string                     `json:"phase,omitempty"` // PhaseLoading, PhaseWriting, PhaseFollow
 	// BulkLoaded is how many messages the bulk load wrote (0: there was
-	// none, the file had offsets already).
+	// none, the file was not empty).
 	BulkLoaded uint64 `json:"messages_bulk_loaded"`
 	Started    time.Time                  `json:"started"`
 	From       time.Time                  `json:"from,omitzero"`

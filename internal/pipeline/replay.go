@@ -23,7 +23,7 @@ import (
 // store.Loader, which sorts it by user and writes each record once, in key
 // order, several times faster than batch-by-batch Apply. Then, from the
 // offsets the load stored, the ordinary consumer takes over and follows the
-// head. Into a store that has offsets already, it is the ordinary consumer
+// head. Into a store that is not empty, it is the ordinary consumer
 // from the start.
 type Replayer struct {
 	cfg   consumer.Config
