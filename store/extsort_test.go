@@ -1,0 +1,72 @@
+package store
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+// TestSorterOrders: whatever the run size (all in memory, a run per record,
+// anything between), iterate returns every record added, keys in order.
+func TestSorterOrders(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, limit := range []int{1 << 30, 1, 37, 500} {
+		s := newSorter(filepath.Join(t.TempDir(), FileName), limit)
+		n := 2000
+		if limit == 1 {
+			n = 300 // a file each: stay far below any descriptor limit
+		}
+		var want []string
+		for i := range n {
+			k := make([]byte, rng.IntN(12)) // empty keys and NULs included
+			for j := range k {
+				k[j] = byte(rng.IntN(4))
+			}
+			v := fmt.Appendf(nil, "v%d", i)
+			if err := s.add(k, v); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, string(k)+"\xff"+string(v))
+		}
+		slices.SortFunc(want, func(a, b string) int {
+			return bytes.Compare([]byte(a[:bytes.LastIndexByte([]byte(a), 0xff)]), []byte(b[:bytes.LastIndexByte([]byte(b), 0xff)]))
+		})
+		it, err := s.iterate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			k, v, ok, err := it.next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ok {
+				break
+			}
+			got = append(got, string(k)+"\xff"+string(v))
+		}
+		if len(got) != len(want) {
+			t.Fatalf("limit %d: %d records back of %d", limit, len(got), len(want))
+		}
+		for i := range got {
+			gk, wk := got[i][:bytes.LastIndexByte([]byte(got[i]), 0xff)], want[i][:bytes.LastIndexByte([]byte(want[i]), 0xff)]
+			if gk != wk {
+				t.Fatalf("limit %d: record %d has key %q, want %q", limit, i, gk, wk)
+			}
+		}
+		slices.Sort(got)
+		w := slices.Clone(want)
+		slices.Sort(w)
+		if !slices.Equal(got, w) {
+			t.Fatalf("limit %d: records differ from those added", limit)
+		}
+		if limit == 1 && s.runCount() != n+1 {
+			t.Fatalf("limit 1: %d runs, want %d", s.runCount(), n+1)
+		}
+		s.close()
+	}
+}
