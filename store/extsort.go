@@ -35,14 +35,23 @@ func (r sortRef) value(run []byte) []byte { return run[r.off+r.klen : r.off+r.n]
 
 func newSorter(path string, limit int) *sorter { return &sorter{path: path, limit: limit} }
 
-// add copies a record in, spilling the run if it is full.
+// add copies a record in, spilling the run first if the record would not
+// fit. The run's buffer is allocated once, at its full size, so that it
+// never grows past the limit by doubling.
 func (s *sorter) add(key, value []byte) error {
+	n := len(key) + len(value)
+	if len(s.run) > 0 && len(s.run)+n > s.limit {
+		if err := s.spill(); err != nil {
+			return err
+		}
+	}
+	if s.run == nil {
+		s.run = make([]byte, 0, min(s.limit, 256<<20))
+		s.refs = make([]sortRef, 0, min(s.limit, 256<<20)/24) // a completion's record is ~25 bytes
+	}
 	off := len(s.run)
 	s.run = append(append(s.run, key...), value...)
-	s.refs = append(s.refs, sortRef{off: uint32(off), klen: uint32(len(key)), n: uint32(len(key) + len(value))})
-	if len(s.run) >= s.limit {
-		return s.spill()
-	}
+	s.refs = append(s.refs, sortRef{off: uint32(off), klen: uint32(len(key)), n: uint32(n)})
 	return nil
 }
 

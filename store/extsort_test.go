@@ -64,8 +64,8 @@ func TestSorterOrders(t *testing.T) {
 		if !slices.Equal(got, w) {
 			t.Fatalf("limit %d: records differ from those added", limit)
 		}
-		if limit == 1 && s.runCount() != n+1 {
-			t.Fatalf("limit 1: %d runs, want %d", s.runCount(), n+1)
+		if limit == 1 && s.runCount() != n { // each record a run of its own
+			t.Fatalf("limit 1: %d runs, want %d", s.runCount(), n)
 		}
 		s.close()
 	}

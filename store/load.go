@@ -59,7 +59,7 @@ type LoaderOptions struct {
 
 // DefaultLoaderOptions keep a rebuild's memory within the service's budget.
 func DefaultLoaderOptions() LoaderOptions {
-	return LoaderOptions{RunBytes: 32 << 20, TxBytes: 32 << 20}
+	return LoaderOptions{RunBytes: 32 << 20, TxBytes: 16 << 20}
 }
 
 // ErrNotEmpty is returned by NewLoader for a store that holds anything.
@@ -161,9 +161,10 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 	}
 	res.Courses = len(courses)
 
-	members := newSorter(l.st.path, l.opts.RunBytes/2)
+	// The events' last run stays in memory while these two fill.
+	members := newSorter(l.st.path, l.opts.RunBytes/4)
 	defer members.close()
-	names := newSorter(l.st.path, l.opts.RunBytes/2)
+	names := newSorter(l.st.path, l.opts.RunBytes/4)
 	defer names.close()
 	if res.Users, err = l.writeUsers(tx, views, members, names); err != nil {
 		return res, err
