@@ -114,7 +114,11 @@ func (c *client) status(addr, username string, rng *rand.Rand) (answer, error) {
 }
 
 func (c *client) get(addr, path string, admin bool) (int, []byte, error) {
-	req, err := http.NewRequest(http.MethodGet, "http://"+addr+path, nil)
+	return c.do(http.MethodGet, addr, path, admin)
+}
+
+func (c *client) do(method, addr, path string, admin bool) (int, []byte, error) {
+	req, err := http.NewRequest(method, "http://"+addr+path, nil)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -128,6 +132,49 @@ func (c *client) get(addr, path string, admin bool) (int, []byte, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
 	return resp.StatusCode, body, err
+}
+
+// rebuildProgress is the part of GET /admin/rebuild the suite reads.
+type rebuildProgress struct {
+	Running    bool   `json:"running"`
+	Phase      string `json:"phase"`
+	Applied    uint64 `json:"messages_applied"`
+	BulkLoaded uint64 `json:"messages_bulk_loaded"`
+	Error      string `json:"error"`
+	Finished   string `json:"finished"`
+}
+
+// rebuild rebuilds a service's projection online from the topics and
+// returns its final progress.
+func (c *client) rebuild(addr string, timeout time.Duration) (rebuildProgress, error) {
+	var pr rebuildProgress
+	code, body, err := c.do(http.MethodPost, addr, "/admin/rebuild", true)
+	if err != nil {
+		return pr, err
+	}
+	if code != http.StatusAccepted {
+		return pr, fmt.Errorf("POST /admin/rebuild: %d %s", code, body)
+	}
+	var last error
+	err = waitFor(timeout, func() bool {
+		code, body, err := c.get(addr, "/admin/rebuild", true)
+		if err != nil || code != http.StatusOK {
+			last = fmt.Errorf("GET /admin/rebuild: %d %s %v", code, body, err)
+			return false
+		}
+		pr = rebuildProgress{}
+		if last = json.Unmarshal(body, &pr); last != nil {
+			return false
+		}
+		return !pr.Running && pr.Finished != ""
+	})
+	if err != nil {
+		return pr, fmt.Errorf("%w (last: %v, progress %+v)", err, last, pr)
+	}
+	if pr.Error != "" {
+		return pr, fmt.Errorf("rebuild failed: %s", pr.Error)
+	}
+	return pr, nil
 }
 
 // inspection is the part of /admin/inspect the suite reads.

@@ -4,7 +4,8 @@
 // kcat feed topics that separate `enrollstatus serve` processes consume; every
 // user's HTTP answer is compared with internal/reference computed from the same
 // history, while the service is killed with SIGKILL, the broker is stopped and
-// restarted, partitions are added and a second replica is built.
+// restarted, partitions are added and a second replica is built, then
+// rebuilt online.
 //
 // The suite needs Java, Maven, Python and kcat, so `go test ./...` skips it.
 // Run it with

@@ -615,6 +615,27 @@ func TestEndToEnd(t *testing.T) {
 		}
 		t.Logf("digest %s on both (primary survived %d kills and %d broker outages), %d messages applied each",
 			a.Digest, rep.crashes, rep.brokerRestarts, a.Applied)
+
+		// An online rebuild of the replica from the real broker: a bulk load
+		// into a new file, then the ordinary consumer, then the swap. The
+		// result equals the primary, which never rebuilt.
+		start := time.Now()
+		pr, err := c.rebuild(addr, 4*time.Minute)
+		if err != nil {
+			t.Fatalf("online rebuild of the replica: %v\n%s", err, tailFile(s2.proc().log, 20))
+		}
+		if pr.BulkLoaded == 0 {
+			t.Errorf("the rebuild did not bulk-load: %+v", pr)
+		}
+		r, err := c.inspect(addr, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Digest != a.Digest {
+			t.Errorf("rebuilt replica digest %s differs from the primary's %s", r.Digest, a.Digest)
+		}
+		t.Logf("online rebuild of the replica in %v: %d messages bulk-loaded, %d applied in all, digest equal to the primary's",
+			time.Since(start).Round(time.Millisecond), pr.BulkLoaded, pr.Applied)
 		observability(s1, false)
 		observability(s2, true)
 	})
