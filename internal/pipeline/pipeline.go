@@ -176,11 +176,11 @@ func (p *Pipeline) Close() error {
 
 // Progress is a rebuild's position.
 type Progress struct {
-	Running    bool                       `json:"running"`
-	Phase      string                     `json:"phase,omitempty"` // PhaseLoading, PhaseWriting, PhaseFollow
+	Running bool   `json:"running"`
+	Phase   string `json:"phase,omitempty"` // PhaseLoading, PhaseWriting, PhaseFollow
 	// BulkLoaded is how many messages the bulk load wrote (0: there was
 	// none, the file was not empty).
-	BulkLoaded uint64 `json:"messages_bulk_loaded"`
+	BulkLoaded uint64                     `json:"messages_bulk_loaded"`
 	Started    time.Time                  `json:"started"`
 	From       time.Time                  `json:"from,omitzero"`
 	Applied    uint64                     `json:"messages_applied"`
