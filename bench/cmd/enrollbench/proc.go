@@ -25,6 +25,11 @@ type child struct {
 
 // startChild starts bin with args, its output going to logPath.
 func startChild(logPath, bin string, args ...string) (*child, error) {
+	return startChildEnv(nil, logPath, bin, args...)
+}
+
+// startChildEnv is startChild with env added to this process's environment.
+func startChildEnv(env []string, logPath, bin string, args ...string) (*child, error) {
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o750); err != nil {
 		return nil, err
 	}
@@ -34,6 +39,9 @@ func startChild(logPath, bin string, args ...string) (*child, error) {
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, err

@@ -70,6 +70,7 @@ type queryReport struct {
 	LoadAnon  map[string]int64       `json:"load_rss_anon_bytes"`
 	Fixtures  map[string]fixtureInfo `json:"fixtures"`
 	BodyBytes int                    `json:"body_bytes"`
+	ServerEnv string                 `json:"server_env"`
 	Reps      int                    `json:"reps"`
 	Seconds   float64                `json:"seconds"`
 }
@@ -88,6 +89,7 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 	sample := fs.Int("sample", 50000, "distinct pre-built requests per target, each with a token of its own (random users)")
 	out := fs.String("out", ".cache/bench/results/query.json", "results file")
 	serverArgs := fs.String("server-args", "", "extra flags of the real servers, space-separated (e.g. --mmap-populate)")
+	serverEnv := fs.String("server-env", "GOGC=300 GOMEMLIMIT=192MiB", "environment of every server (bare ones too), space-separated: by default the Go runtime settings enrollstatus serve applies by itself (--memory-limit-mib 192), which the real servers, run as demo, do not")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -100,7 +102,7 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 		}
 		sizes = append(sizes, n)
 	}
-	rep := queryReport{Machine: describeMachine(), WantedRate: *rate, Best: map[string]queryRun{},
+	rep := queryReport{Machine: describeMachine(), WantedRate: *rate, Best: map[string]queryRun{}, ServerEnv: *serverEnv,
 		PeakAnon: map[string]int64{}, LoadAnon: map[string]int64{}, Fixtures: map[string]fixtureInfo{}}
 	logs := filepath.Join(*cache, "logs")
 
@@ -135,7 +137,7 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 			"--data-dir", filepath.Dir(path), "--http-addr", t.addr, "--broker-addr", brokerAddr,
 			"--jwt-secret", benchSecret, "--jwt-issuer", benchIssuer, "--jwt-audience", benchAudience,
 			"--log-level", "warn", "--partitions", "1"}, strings.Fields(*serverArgs)...)
-		t.proc, err = startChild(filepath.Join(logs, "query-"+t.Name+".log"), *bin, serverFlags...)
+		t.proc, err = startChildEnv(strings.Fields(*serverEnv), filepath.Join(logs, "query-"+t.Name+".log"), *bin, serverFlags...)
 		if err != nil {
 			return err
 		}
@@ -165,7 +167,7 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 	}
 	bare := &queryTarget{Name: "bare-echo", Users: 0}
 	bare.addr, _ = freePort()
-	bare.proc, err = startChild(filepath.Join(logs, "query-bare.log"), *self, "bare-server", "-addr", bare.addr, "-body", bodyFile)
+	bare.proc, err = startChildEnv(strings.Fields(*serverEnv), filepath.Join(logs, "query-bare.log"), *self, "bare-server", "-addr", bare.addr, "-body", bodyFile)
 	if err != nil {
 		return err
 	}
@@ -181,7 +183,7 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 	// authentication alone costs.
 	auth := &queryTarget{Name: "bare+jwt", Users: 0}
 	auth.addr, _ = freePort()
-	auth.proc, err = startChild(filepath.Join(logs, "query-bare-jwt.log"), *self, "bare-server", "-addr", auth.addr, "-body", bodyFile, "-verify-jwt")
+	auth.proc, err = startChildEnv(strings.Fields(*serverEnv), filepath.Join(logs, "query-bare-jwt.log"), *self, "bare-server", "-addr", auth.addr, "-body", bodyFile, "-verify-jwt")
 	if err != nil {
 		return err
 	}
@@ -363,7 +365,7 @@ func queryMarkdown(rep queryReport, targets []*queryTarget) string {
 	if rep.Rate != rep.WantedRate {
 		fmt.Fprintf(&b, "The wanted fixed rate, %.0f req/s, was not sustainable with the generator on the same cores; the highest rate both servers sustained was **%.0f req/s** (probes below).\n\n", rep.WantedRate, rep.Rate)
 	}
-	fmt.Fprintf(&b, "Fixed offered rate %.0f req/s (latency from the scheduled send time), and saturation; best of the repetitions. Answer body: %d bytes.\n\n", rep.Rate, rep.BodyBytes)
+	fmt.Fprintf(&b, "Fixed offered rate %.0f req/s (latency from the scheduled send time), and saturation; best of the repetitions. Answer body: %d bytes. Every server's environment: `%s`.\n\n", rep.Rate, rep.BodyBytes, rep.ServerEnv)
 	b.WriteString("| target | users | fixed: achieved req/s | p50 ms | p99 ms | p99.9 ms | saturation req/s | ratio to bare | sat. p99 ms | RssAnon MiB under load (peak incl. start-up) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, t := range targets {
 		f, s := rep.Best[t.Name+"/fixed"], rep.Best[t.Name+"/saturation"]
