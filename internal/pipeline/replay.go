@@ -4,9 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
-
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,17 +54,18 @@ const (
 // do not mix with the live consumer's.
 func Replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *consumer.Decoder, log *slog.Logger) (*Replayer, error) {
 	r := &Replayer{cfg: cfg, st: st, dec: dec, log: log, done: make(chan error, 1), phase: PhaseFollow}
-	c, err := r.newConsumer(StoreSink{Store: st})
-	if err != nil {
-		return nil, err
-	}
+	var sink consumer.Sink = StoreSink{Store: st}
 	switch l, err := st.NewLoader(store.DefaultLoaderOptions()); {
 	case err == nil:
-		if c, err = r.newConsumer(loaderSink{l}); err != nil {
-			return nil, err
-		}
-		r.loader, r.phase = l, PhaseLoading
+		sink, r.loader, r.phase = loaderSink{l}, l, PhaseLoading
 	case !errors.Is(err, store.ErrNotEmpty):
+		return nil, err
+	}
+	c, err := r.newConsumer(sink)
+	if err != nil {
+		if r.loader != nil {
+			r.loader.Close()
+		}
 		return nil, err
 	}
 	r.c = c
