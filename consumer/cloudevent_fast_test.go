@@ -1,43 +1,20 @@
 package consumer
 
 import (
-	"encoding/base64"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
-	"time"
 	"unicode/utf8"
 
-	"github.com/enrollstatus/enrollstatus/internal/synth"
+	"github.com/enrollstatus/enrollstatus/internal/testcorpus"
 )
 
 // fastPathCorpus is native JSON as the generator and the fixtures make it,
 // and the shapes the fast path must leave to encoding/json.
 func fastPathCorpus(t testing.TB) [][]byte {
-	var out [][]byte
-	g := synth.New(3, 200, 20, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	for _, m := range append(g.Catalog(), g.History(2000)...) {
-		out = append(out, m.Value)
-	}
-	files, _ := filepath.Glob(filepath.Join("..", "testdata", "events", "json", "*.json"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var fx struct {
-			ValueB64 *string `json:"value_b64"`
-		}
-		if err := json.Unmarshal(b, &fx); err != nil || fx.ValueB64 == nil {
-			continue
-		}
-		v, err := base64.StdEncoding.DecodeString(*fx.ValueB64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, v)
+	out, err := testcorpus.NativeJSON()
+	if err != nil {
+		t.Fatal(err)
 	}
 	const completion = `{"user_id": 7, "course_id": "course-v1:edX+D+1", "block_id": "block-v1:edX+D+1+type@problem+block@x", "created": "2026-01-02T03:04:05.123456+00:00"}`
 	tracking := func(env, data string) []byte {

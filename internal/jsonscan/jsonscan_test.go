@@ -1,15 +1,11 @@
 package jsonscan
 
 import (
-	"encoding/base64"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/enrollstatus/enrollstatus/internal/synth"
+	"github.com/enrollstatus/enrollstatus/internal/testcorpus"
 )
 
 // jsonValidCases are the grammar's corners: each must get encoding/json's
@@ -87,31 +83,9 @@ func BenchmarkValid(b *testing.B) {
 // corpus is native JSON as the event generator and the fixtures of the real
 // producers make it.
 func corpus(t testing.TB) [][]byte {
-	var out [][]byte
-	g := synth.New(3, 200, 20, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	for _, m := range append(g.Catalog(), g.History(2000)...) {
-		out = append(out, m.Value)
-	}
-	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "events", "json", "*.json"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var fx struct {
-			ValueB64 *string `json:"value_b64"`
-		}
-		if err := json.Unmarshal(b, &fx); err != nil || fx.ValueB64 == nil {
-			continue
-		}
-		v, err := base64.StdEncoding.DecodeString(*fx.ValueB64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, v)
-	}
-	if len(files) == 0 {
-		t.Fatal("no fixtures in testdata/events/json")
+	out, err := testcorpus.NativeJSON()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
