@@ -32,16 +32,7 @@ type jcur struct {
 	i int
 }
 
-func (c *jcur) ws() {
-	for c.i < len(c.b) {
-		switch c.b[c.i] {
-		case ' ', '\t', '\n', '\r':
-			c.i++
-		default:
-			return
-		}
-	}
-}
+func (c *jcur) ws() { c.i = jsonscan.SkipSpace(c.b, c.i) }
 
 // peek returns the next non-space byte, 0 at the end.
 func (c *jcur) peek() byte {

@@ -484,16 +484,7 @@ func (s *scanner) byte(c byte) bool {
 }
 
 // space skips JSON whitespace.
-func (s *scanner) space() {
-	for s.i < len(s.b) {
-		switch s.b[s.i] {
-		case ' ', '\t', '\n', '\r':
-			s.i++
-		default:
-			return
-		}
-	}
-}
+func (s *scanner) space() { s.i = jsonscan.SkipSpace(s.b, s.i) }
 
 // plainString reads a string without escapes: with utf8, one holding valid
 // UTF-8 (what encoding/json decodes to the same bytes); without, one of

@@ -38,15 +38,20 @@ type validator struct {
 	max int // nesting allowed
 }
 
-func (v *validator) ws() {
-	for v.i < len(v.b) {
-		switch v.b[v.i] {
+func (v *validator) ws() { v.i = SkipSpace(v.b, v.i) }
+
+// SkipSpace returns the index of the first byte of b at or after i that is
+// not JSON whitespace (RFC 8259: space, tab, line feed, carriage return).
+func SkipSpace(b []byte, i int) int {
+	for i < len(b) {
+		switch b[i] {
 		case ' ', '\t', '\n', '\r':
-			v.i++
+			i++
 		default:
-			return
+			return i
 		}
 	}
+	return i
 }
 
 // value validates one value at v.i; depth is the nesting around it.
