@@ -169,10 +169,10 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 	if res.Users, err = l.writeUsers(tx, views, members, names); err != nil {
 		return res, err
 	}
-	if err := tx.putSorted(members, func(w *writer) *bolt.Bucket { return w.members }, nil); err != nil {
+	if err := tx.putSorted(members, bucketMembers, nil); err != nil {
 		return res, fmt.Errorf("member index: %w", err)
 	}
-	if err := tx.putSorted(names, func(w *writer) *bolt.Bucket { return w.usernames }, firstHolder); err != nil {
+	if err := tx.putSorted(names, bucketUsernames, firstHolder); err != nil {
 		return res, fmt.Errorf("username index: %w", err)
 	}
 
@@ -409,7 +409,7 @@ func (t *loadTx) rollback() {
 // putSorted puts a sorter's records into a bucket in key order. Through
 // settle, when given, each record becomes the entry to put or is skipped;
 // last is the key settle returned before.
-func (t *loadTx) putSorted(s *sorter, bucket func(*writer) *bolt.Bucket,
+func (t *loadTx) putSorted(s *sorter, bucket []byte,
 	settle func(key, value, last []byte) (k, v []byte, skip bool)) error {
 	it, err := s.iterate()
 	if err != nil {
@@ -428,8 +428,10 @@ func (t *loadTx) putSorted(s *sorter, bucket func(*writer) *bolt.Bucket,
 			}
 			last = append(last[:0], k...)
 		}
-		// bbolt keeps both until the commit.
-		if err := bucket(t.w).Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
+		// bbolt keeps both until the commit. The transaction may be a new
+		// one after each record, so the bucket is looked up in the current
+		// one (bbolt caches it, FillPercent included).
+		if err := t.tx.Bucket(bucket).Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
 			return err
 		}
 		if err := t.wrote(len(k) + len(v) + 16); err != nil {
