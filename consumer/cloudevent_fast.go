@@ -16,17 +16,26 @@ import (
 // input before decoding it, and a CloudEvent used to be decoded four times
 // over (the probe's map, the envelope, the data, the tracking log's data
 // string and its payload): about 15 µs per block completion, most of the
-// ingest CPU. The fast path reads the common, canonical shapes in one pass
-// over a message already known to be valid JSON and valid UTF-8 (the probe
-// and Decoder.decode checked), and gives up (ok == false) on anything it is
-// not sure to read exactly as encoding/json would: a key with an escape, a
-// key that matches a field only case-insensitively, a repeated field, a
-// value of an unexpected JSON type, an escaped string it would have to
-// unescape, a time that does not parse. The slow path then decides, so
+// ingest CPU. The fast path reads the common, canonical shapes of a message
+// known to be valid UTF-8 (Decoder.decode checked) in one pass that also
+// validates the JSON: every string it reads or skips, every value it
+// skips, every number, and the structure around them, so that whatever it
+// takes is JSON that encoding/json would accept. It gives up (ok == false)
+// on invalid JSON and on anything it is not sure to read exactly as
+// encoding/json would: a key with an escape, a key that matches a field
+// only case-insensitively, a repeated field, a value of an unexpected JSON
+// type, an escaped string it would have to unescape, a time that does not
+// parse, nesting deeper than maxSkipDepth. The slow path then decides, so
 // every message decodes to exactly what it always did;
-// TestCloudEventFastPathAgrees and FuzzCloudEventFastPath check that.
+// TestCloudEventFastPathAgrees and FuzzCloudEventFastPath check that,
+// invalid JSON included.
 
-// jcur is a cursor over JSON text that is known to be valid.
+// maxSkipDepth bounds the nesting of a value the fast path skips, far
+// within encoding/json's 10,000 levels together with the few levels of the
+// shapes around it; deeper values go to the slow path.
+const maxSkipDepth = 1000
+
+// jcur is a cursor over JSON text that validates what it reads.
 type jcur struct {
 	b []byte
 	i int
@@ -51,33 +60,18 @@ func (c *jcur) eat(ch byte) bool {
 	return true
 }
 
-// str reads a string token and returns its raw content and whether it
-// holds an escape (then the raw content is not the value).
+// str reads and validates a string token and returns its raw content and
+// whether it holds an escape (then the raw content is not the value).
 func (c *jcur) str() (raw []byte, escaped, ok bool) {
 	if c.peek() != '"' {
 		return nil, false, false
 	}
-	start := c.i + 1
-	end := bytes.IndexByte(c.b[start:], '"')
-	if end < 0 {
+	end, escaped, ok := jsonscan.String(c.b, c.i)
+	if !ok {
 		return nil, false, false
 	}
-	end += start
-	if bytes.IndexByte(c.b[start:end], '\\') < 0 { // the common case
-		c.i = end + 1
-		return c.b[start:end], false, true
-	}
-	for j := start; j < len(c.b); j++ {
-		switch c.b[j] {
-		case '\\':
-			escaped = true
-			j++
-		case '"':
-			c.i = j + 1
-			return c.b[start:j], escaped, true
-		}
-	}
-	return nil, false, false
+	raw, c.i = c.b[c.i+1:end-1], end
+	return raw, escaped, true
 }
 
 // plainRaw reads a string without escapes and returns its bytes.
@@ -130,23 +124,44 @@ func (c *jcur) boolPtr() (*bool, bool) {
 	return nil, false
 }
 
-// skip skips one value and returns its raw bytes.
+// skip validates and skips one value and returns its raw bytes.
 func (c *jcur) skip() ([]byte, bool) {
-	switch c.peek() {
-	case 0:
+	if c.peek() == 0 {
 		return nil, false
-	case '"':
-		start := c.i
-		_, _, ok := c.str()
-		return c.b[start:c.i], ok
-	case '{', '[':
+	}
+	start := c.i
+	end, ok := jsonscan.Skip(c.b, c.i, maxSkipDepth)
+	if !ok {
+		return nil, false
+	}
+	c.i = end
+	return c.b[start:end], true
+}
+
+// skipObject skips an object without validating what is inside its
+// strings' delimiters and brackets: for a value that is read again, with
+// this cursor's validation, right after (an envelope's data, which must be
+// skipped until the type is known). It returns the object's raw bytes.
+func (c *jcur) skipObject() ([]byte, bool) {
+	switch c.peek() {
+	case '{':
 		start, depth := c.i, 0
 		for c.i < len(c.b) {
 			switch c.b[c.i] {
-			case '"':
-				if _, _, ok := c.str(); !ok {
-					return nil, false
+			case '"': // to the closing quote
+				end := c.i + 1
+				for {
+					q := bytes.IndexByte(c.b[end:], '"')
+					if q < 0 {
+						return nil, false
+					}
+					end += q + 1
+					if escapedQuote(c.b[c.i+1 : end-1]) {
+						continue
+					}
+					break
 				}
+				c.i = end
 				continue
 			case '{', '[':
 				depth++
@@ -158,18 +173,8 @@ func (c *jcur) skip() ([]byte, bool) {
 				return c.b[start:c.i], true
 			}
 		}
-		return nil, false
-	default: // number, true, false, null
-		start := c.i
-		for c.i < len(c.b) {
-			switch c.b[c.i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r':
-				return c.b[start:c.i], c.i > start
-			}
-			c.i++
-		}
-		return c.b[start:c.i], c.i > start
 	}
+	return nil, false
 }
 
 // object calls field for each member of an object, with the key's raw
@@ -213,7 +218,7 @@ func (c *jcur) fields(names []string, read func(i int) bool) bool {
 				seen |= 1 << i
 				return read(i)
 			}
-			if strings.EqualFold(string(key), n) {
+			if len(key) == len(n) && strings.EqualFold(string(key), n) { // ASCII keys fold to their own length; others give up below
 				return false
 			}
 		}
@@ -225,6 +230,16 @@ func (c *jcur) fields(names []string, read func(i int) bool) bool {
 		_, ok := c.skip()
 		return ok
 	})
+}
+
+// escapedQuote reports whether a quote that follows s is escaped: whether
+// s ends in an odd number of backslashes.
+func escapedQuote(s []byte) bool {
+	n := 0
+	for n < len(s) && s[len(s)-1-n] == '\\' {
+		n++
+	}
+	return n%2 == 1
 }
 
 // isNull reads a null if one is next.
@@ -347,15 +362,12 @@ func fastCloudEvent(b []byte) (dec Decoded, handled bool, err error) {
 			_, ok = c.plainRaw()
 		case 4:
 			at, ok = c.time()
-		case 5:
-			if c.peek() != '{' {
-				return false
-			}
-			data, ok = c.skip()
+		case 5: // validated by whichever reads it below
+			data, ok = c.skipObject()
 		}
 		return ok
 	})
-	if !ok || string(spec) != "1.0" || data == nil {
+	if !ok || c.peek() != 0 || string(spec) != "1.0" || data == nil {
 		return dec, false, nil
 	}
 	dec = Decoded{Type: typeLabel(ceType)}
@@ -371,6 +383,9 @@ func fastCloudEvent(b []byte) (dec Decoded, handled bool, err error) {
 			return Decoded{}, false, nil
 		}
 	default:
+		if !jsonscan.Valid(data) {
+			return Decoded{}, false, nil
+		}
 		e, ignored, err = cloudEventData(ceType, data, at)
 	}
 	if err != nil {
@@ -412,7 +427,7 @@ func fastTrackingData(data []byte, at time.Time) (projection.Event, string, bool
 			return ok
 		})
 	})
-	if !ok || !seen {
+	if !ok || !seen || c.peek() != 0 {
 		return nil, "", false
 	}
 	if string(name) != CompletionEventName {
@@ -420,10 +435,10 @@ func fastTrackingData(data []byte, at time.Time) (projection.Event, string, bool
 	}
 	if len(raw) > 0 && raw[0] == '"' { // the LMS sends data as a JSON string
 		s, ok := unescapeSimple(raw)
-		if !ok || !jsonscan.Valid(s) {
+		if !ok {
 			return nil, "", false
 		}
-		raw = s
+		raw = s // validated as it is read below
 	}
 	var comp projection.Completion
 	p := jcur{b: raw}

@@ -64,6 +64,34 @@ func fastPathCorpus(t testing.TB) [][]byte {
 		` { "specversion" : "1.0" , "type" : "enrollstatus.course.v1" , "time" : "2026-01-02T03:04:05Z" , "data" : { "course_key" : "c" , "display_name" : "N" } } `,
 		`{"specversion":"1.0"}`,
 		`{}`,
+		// Invalid JSON, each in a place the fast path reads or skips.
+		string(tracking("", completion)) + ` x`,
+		string(tracking("", completion)) + `}`,
+		string(tracking(`,"extra":01`, completion)),
+		string(tracking(`,"extra":-`, completion)),
+		string(tracking(`,"extra":1.`, completion)),
+		string(tracking(`,"extra":[1,]`, completion)),
+		string(tracking(`,"extra":{"a":1,}`, completion)),
+		string(tracking(`,"extra":{"a" 1}`, completion)),
+		string(tracking(`,"extra":tru`, completion)),
+		string(tracking(`,"extra":"a\qb"`, completion)),
+		string(tracking(`,"extra":"a`+"\t"+`b"`, completion)),
+		string(tracking(`,"extra":"\u12"`, completion)),
+		string(tracking(`,"extra":{"a":[1}]}`, completion)),
+		string(tracking("", `{"user_id":01,"course_id":"c","block_id":"b","created":"2026-01-02"}`)),
+		string(tracking("", `{"user_id":-,"course_id":"c","block_id":"b","created":"2026-01-02"}`)),
+		string(tracking("", `{"user_id":7,"course_id":"c","block_id":"b","created":"2026-01-02",}`)),
+		string(tracking("", `{"user_id":7,"course_id":"c","block_id":"b","created":"2026-01-02"]`)),
+		string(tracking("", `{"user_id":7,"course_id":"c","block_id":"b","created":"2026-01-02","x":[}`)),
+		string(tracking("", quoted(`{"user_id":01,"course_id":"c","block_id":"b","created":"2026-01-02"}`))),
+		string(tracking("", quoted(`{"user_id":7,"course_id":"c","block_id":"b","created":"2026-01-02","x":nul}`))),
+		string(tracking("", `"{\"user_id\":7,\"course_id\":\"c\",\"block_id\":\"b\",\"created\":\"2026-01-02\"}\x"`)),
+		`{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","time":"2026-01-02T03:04:05Z","data":{"tracking_log":{"name":"edx.video.played","timestamp":"2026-01-02T03:04:05Z","data":"{}"},]}}`,
+		`{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","time":"2026-01-02T03:04:05Z","data":{"tracking_log":{"name":"edx.video.played","timestamp":"2026-01-02T03:04:05Z","data":"{}"}]}`,
+		`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"2026-01-02T03:04:05Z","data":{"course_key":"c",}}`,
+		`{"specversion":"1.0","type":"enrollstatus.something","data":{"a":01}}`,
+		`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"2026-01-02T03:04:05Z","data":{"course_key":"c"}`,
+		`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"2026-01-02T03:04:05Z","data":{"course_key":"c\\"}}`,
 	} {
 		out = append(out, []byte(v))
 	}
@@ -94,22 +122,34 @@ func fastPathCorpus(t testing.TB) [][]byte {
 		enrollment("enrollment.created.v1", `{"enrollment":"x"}`),
 		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"is_active":true,"creation_date":"soon"}}`),
 		`{"specversion":"1.0","type":"org.openedx.learning.course.enrollment.created.v1","data":{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"is_active":true}}}`,
+		// Invalid JSON.
+		enrollment("enrollment.created.v1", `{"enrollment":{`+user+`,`+course+`,"mode":"audit","is_active":true,"creation_date":"2026-01-01T00:00:00+00:00",}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{`+user+`,`+course+`,"mode":"audit","is_active":truex,"creation_date":"2026-01-01T00:00:00+00:00"}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":08},"course":{"course_key":"c"},"is_active":true}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8,"pii":{"username":"a\x"}},"course":{"course_key":"c"},"is_active":true}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8},"course":{"course_key":"c","display_name":"a`+"\n"+`"},"is_active":true}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"is_active":true}}}`),
+		enrollment("enrollment.created.v1", `{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"is_active":true,"x":[1 2]}}`),
 	} {
 		out = append(out, []byte(v))
 	}
 	return out
 }
 
-// checkFastPath fails when the fast path decodes v differently from
-// encoding/json; it reports whether the fast path took v.
+// checkFastPath fails when the fast path takes what is not valid JSON, or
+// decodes v differently from encoding/json; it reports whether the fast
+// path took v.
 func checkFastPath(t testing.TB, v []byte) bool {
 	t.Helper()
-	if !utf8.Valid(v) || !json.Valid(v) {
+	if !utf8.Valid(v) { // Decoder.decode checks before the fast path
 		return false
 	}
 	fast, ok, ferr := fastCloudEvent(v)
 	if !ok {
 		return false
+	}
+	if !json.Valid(v) {
+		t.Fatalf("%s\nthe fast path took invalid JSON", v)
 	}
 	if probeKind(v) != jsonCloudEvent {
 		t.Fatalf("%s\nthe fast path took what is not a CloudEvent", v)

@@ -116,13 +116,14 @@ func (d *Decoder) decode(m Message) (Decoded, error) {
 		// change an identifier; JSON must be UTF-8 (RFC 8259).
 		return Decoded{Type: "unknown"}, undecodable("JSON that is not valid UTF-8")
 	}
-	if !jsonscan.Valid(trimmed) {
-		return Decoded{Type: "unknown"}, errNeitherJSON
-	}
-	// The bulk of a stream: CloudEvents the fast path takes whole (it takes
-	// nothing that probeKind would not call a CloudEvent).
+	// The bulk of a stream: CloudEvents the fast path takes whole, validating
+	// them as it reads (it takes no invalid JSON, and nothing that probeKind
+	// would not call a CloudEvent).
 	if dec, ok, err := fastCloudEvent(m.Value); ok {
 		return dec, err
+	}
+	if !jsonscan.Valid(trimmed) {
+		return Decoded{Type: "unknown"}, errNeitherJSON
 	}
 	switch probeKind(trimmed) {
 	case jsonCloudEvent:

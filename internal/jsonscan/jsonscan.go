@@ -164,42 +164,51 @@ var plainByte = func() (t [256]bool) {
 }()
 
 func (v *validator) str() bool {
-	v.i++ // opening quote
-	for v.i < len(v.b) {
-		c := v.b[v.i]
+	end, _, ok := String(v.b, v.i)
+	v.i = end
+	return ok
+}
+
+// String validates the string token that starts at b[i] (its opening
+// quote) and returns the index just past its closing quote, and whether it
+// holds an escape (then its raw content is not its value).
+func String(b []byte, i int) (end int, escaped, ok bool) {
+	i++ // opening quote
+	for i < len(b) {
+		c := b[i]
 		if plainByte[c] {
-			v.i++
+			i++
 			continue
 		}
 		switch c {
 		case '"':
-			v.i++
-			return true
+			return i + 1, escaped, true
 		case '\\':
-			if v.i+1 >= len(v.b) {
-				return false
+			escaped = true
+			if i+1 >= len(b) {
+				return i, false, false
 			}
-			switch v.b[v.i+1] {
+			switch b[i+1] {
 			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-				v.i += 2
+				i += 2
 			case 'u':
-				if len(v.b)-v.i < 6 {
-					return false
+				if len(b)-i < 6 {
+					return i, false, false
 				}
-				for _, h := range v.b[v.i+2 : v.i+6] {
+				for _, h := range b[i+2 : i+6] {
 					if !isHex(h) {
-						return false
+						return i, false, false
 					}
 				}
-				v.i += 6
+				i += 6
 			default:
-				return false
+				return i, false, false
 			}
 		default: // a control character
-			return false
+			return i, false, false
 		}
 	}
-	return false
+	return i, false, false
 }
 
 func isHex(c byte) bool {
