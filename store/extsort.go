@@ -3,6 +3,7 @@ package store
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"container/heap"
 	"encoding/binary"
 	"errors"
@@ -28,10 +29,34 @@ type sorter struct {
 	runs []*os.File
 }
 
-type sortRef struct{ off, klen, n uint32 }
+// A run holds its records as the key's length (uvarint), the key, the
+// value; a sortRef locates one, with its key's first eight bytes as a
+// big-endian number (zero-padded), which orders most pairs of records (all
+// but those of one user, for the events' 8-byte keys) without reading them.
+type sortRef struct {
+	prefix uint64
+	off, n uint32 // the record is run[off:off+n]
+}
 
-func (r sortRef) key(run []byte) []byte   { return run[r.off : r.off+r.klen] }
-func (r sortRef) value(run []byte) []byte { return run[r.off+r.klen : r.off+r.n] }
+func (r sortRef) record(run []byte) (key, value []byte) {
+	rec := run[r.off : r.off+r.n]
+	klen, w := binary.Uvarint(rec)
+	return rec[w : w+int(klen)], rec[w+int(klen):]
+}
+
+func (r sortRef) key(run []byte) []byte {
+	k, _ := r.record(run)
+	return k
+}
+
+func keyPrefix(key []byte) uint64 {
+	if len(key) >= 8 {
+		return binary.BigEndian.Uint64(key)
+	}
+	var b [8]byte
+	copy(b[:], key)
+	return binary.BigEndian.Uint64(b[:])
+}
 
 func newSorter(path string, limit int) *sorter { return &sorter{path: path, limit: limit} }
 
@@ -39,7 +64,7 @@ func newSorter(path string, limit int) *sorter { return &sorter{path: path, limi
 // fit. The run's buffer is allocated once, at its full size, so that it
 // never grows past the limit by doubling.
 func (s *sorter) add(key, value []byte) error {
-	n := len(key) + len(value)
+	n := uvarintLen(len(key)) + len(key) + len(value)
 	if len(s.run) > 0 && len(s.run)+n > s.limit {
 		if err := s.spill(); err != nil {
 			return err
@@ -50,9 +75,18 @@ func (s *sorter) add(key, value []byte) error {
 		s.refs = make([]sortRef, 0, min(s.limit, 256<<20)/24) // a completion's record is ~25 bytes
 	}
 	off := len(s.run)
+	s.run = binary.AppendUvarint(s.run, uint64(len(key)))
 	s.run = append(append(s.run, key...), value...)
-	s.refs = append(s.refs, sortRef{off: uint32(off), klen: uint32(len(key)), n: uint32(n)})
+	s.refs = append(s.refs, sortRef{prefix: keyPrefix(key), off: uint32(off), n: uint32(n)})
 	return nil
+}
+
+func uvarintLen(x int) int {
+	n := 1
+	for ; x >= 0x80; x >>= 7 {
+		n++
+	}
+	return n
 }
 
 // runCount returns the number of runs so far, the one in memory included.
@@ -60,10 +94,17 @@ func (s *sorter) runCount() int { return len(s.runs) + 1 }
 
 func (s *sorter) sortRun() {
 	slices.SortFunc(s.refs, func(a, b sortRef) int {
-		if c := bytes.Compare(a.key(s.run), b.key(s.run)); c != 0 {
-			return c
+		if a.prefix != b.prefix {
+			return cmp.Compare(a.prefix, b.prefix)
 		}
-		return int(a.off) - int(b.off)
+		// The same first eight bytes: the keys decide, unless both are
+		// those eight bytes (a record's key length is its first byte).
+		if s.run[a.off] != 8 || s.run[b.off] != 8 {
+			if c := bytes.Compare(a.key(s.run), b.key(s.run)); c != 0 {
+				return c
+			}
+		}
+		return cmp.Compare(a.off, b.off)
 	})
 }
 
@@ -77,10 +118,12 @@ func (s *sorter) spill() error {
 	w := bufio.NewWriterSize(f, 256<<10)
 	var hdr []byte
 	for _, r := range s.refs {
-		hdr = binary.AppendUvarint(hdr[:0], uint64(r.klen))
-		hdr = binary.AppendUvarint(hdr, uint64(r.n-r.klen))
+		key, value := r.record(s.run)
+		hdr = binary.AppendUvarint(hdr[:0], uint64(len(key)))
+		hdr = binary.AppendUvarint(hdr, uint64(len(value)))
 		w.Write(hdr)
-		w.Write(s.run[r.off : r.off+r.n])
+		w.Write(key)
+		w.Write(value)
 	}
 	if err := w.Flush(); err != nil {
 		f.Close()
@@ -141,7 +184,7 @@ func (c *memCursor) advance() error {
 	return nil
 }
 
-func (c *memCursor) record() ([]byte, []byte) { return c.cur.key(c.run), c.cur.value(c.run) }
+func (c *memCursor) record() ([]byte, []byte) { return c.cur.record(c.run) }
 
 type fileCursor struct {
 	r    *bufio.Reader

@@ -134,6 +134,8 @@ func (l *Loader) Close() error { return l.events.close() }
 type LoadResult struct {
 	Events, Users, Courses int
 	Runs                   int // sorted runs of events (1: all fitted in memory)
+	// How long writing the records and the indexes took.
+	UsersTime, IndexTime time.Duration
 }
 
 // Finish writes everything added into the store, in key order and in
@@ -166,9 +168,12 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 	defer members.close()
 	names := newSorter(l.st.path, l.opts.RunBytes/4)
 	defer names.close()
+	start := time.Now()
 	if res.Users, err = l.writeUsers(tx, views, members, names); err != nil {
 		return res, err
 	}
+	res.UsersTime = time.Since(start)
+	defer func() { res.IndexTime = time.Since(start) - res.UsersTime }()
 	if err := tx.putSorted(members, bucketMembers, nil); err != nil {
 		return res, fmt.Errorf("member index: %w", err)
 	}

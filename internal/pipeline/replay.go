@@ -140,7 +140,8 @@ func (r *Replayer) load(ctx context.Context) error {
 		return fmt.Errorf("write the sorted history: %w", err)
 	}
 	r.log.Info("bulk load written", "messages", r.loader.Messages(), "events", res.Events, "users", res.Users,
-		"courses", res.Courses, "sorted_runs", res.Runs, "seconds", time.Since(start).Seconds())
+		"courses", res.Courses, "sorted_runs", res.Runs, "seconds", time.Since(start).Seconds(),
+		"users_seconds", res.UsersTime.Seconds(), "indexes_seconds", res.IndexTime.Seconds())
 	r.mu.Lock()
 	r.loaded = uint64(r.loader.Messages())
 	r.mu.Unlock()

@@ -230,7 +230,7 @@ func (s *ingestSetup) rebuildOnce(bin string) (rebuildResult, error) {
 	defer os.RemoveAll(dir)
 	start := time.Now()
 	c, err := startChild(filepath.Join(s.cache, "logs", "rebuild.log"), bin, "rebuild", "--brokers", s.broker.Addr,
-		"--topics", strings.Join(s.broker.Topics, ","), "--data-dir", dir, "--log-level", "warn")
+		"--topics", strings.Join(s.broker.Topics, ","), "--data-dir", dir, "--log-level", "info")
 	if err != nil {
 		return r, err
 	}
