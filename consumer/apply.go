@@ -78,11 +78,18 @@ func (c *Consumer) applyLoop(ctx context.Context) error {
 	defer t.Stop()
 	for {
 		select {
-		case it := <-c.items:
-			p.add(it)
-			if !c.full(p) {
-				continue
+		case items := <-c.items:
+			for _, it := range items {
+				p.add(it)
+				if c.full(p) {
+					if err := c.flush(p); err != nil {
+						return err
+					}
+					p = newPending()
+				}
 			}
+			c.reuse(items)
+			continue
 		case <-t.C:
 			if p.empty() || c.catchingUp(p) && time.Since(p.opened) < c.cfg.CatchUpWait {
 				continue

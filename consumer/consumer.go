@@ -51,7 +51,8 @@ type Consumer struct {
 	client *kafka.Client
 	dlq    *kafka.Writer
 
-	items chan item
+	items chan []item // decoded messages, a partition's slice at a time
+	spare chan []item // slices the applier is done with
 
 	mu     sync.Mutex
 	parts  map[Position]*partition
@@ -93,7 +94,8 @@ func New(cfg Config, sink Sink, dec *Decoder, m *Metrics, log *slog.Logger) (*Co
 		log:    log,
 		m:      m,
 		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second},
-		items:  make(chan item, 4*cfg.BatchSize),
+		items:  make(chan []item, max(4*cfg.BatchSize/handOverItems, 16)),
+		spare:  make(chan []item, max(4*cfg.BatchSize/handOverItems, 16)),
 		parts:  make(map[Position]*partition),
 	}
 	if cfg.EffectivePoison() == PoisonDeadLetter {
