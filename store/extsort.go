@@ -12,14 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 )
 
 // sorter is an external sort of (key, value) records in bounded memory:
 // records collect in an in-memory run; a full run is sorted and spilled to a
 // temporary file (unlinked at once, so that nothing is left behind whatever
 // happens to the process); iterate merges the spilled runs and the last one,
-// which stays in memory. Equal keys come out in the order they were added
-// within a run, in no particular order across runs.
+// which stays in memory. Equal keys come out in the order they were added.
 type sorter struct {
 	path  string // temporary files are created next to it
 	limit int    // bytes of a run in memory
@@ -92,24 +92,40 @@ func uvarintLen(x int) int {
 // runCount returns the number of runs so far, the one in memory included.
 func (s *sorter) runCount() int { return len(s.runs) + 1 }
 
-func (s *sorter) sortRun() {
-	slices.SortFunc(s.refs, func(a, b sortRef) int {
-		if a.prefix != b.prefix {
-			return cmp.Compare(a.prefix, b.prefix)
+// compare orders two records of the run: by key, then in the order they
+// were added.
+func (s *sorter) compare(a, b sortRef) int {
+	if a.prefix != b.prefix {
+		return cmp.Compare(a.prefix, b.prefix)
+	}
+	// The same first eight bytes: the keys decide, unless both are those
+	// eight bytes (a record's key length is its first byte).
+	if s.run[a.off] != 8 || s.run[b.off] != 8 {
+		if c := bytes.Compare(a.key(s.run), b.key(s.run)); c != 0 {
+			return c
 		}
-		// The same first eight bytes: the keys decide, unless both are
-		// those eight bytes (a record's key length is its first byte).
-		if s.run[a.off] != 8 || s.run[b.off] != 8 {
-			if c := bytes.Compare(a.key(s.run), b.key(s.run)); c != 0 {
-				return c
-			}
-		}
-		return cmp.Compare(a.off, b.off)
-	})
+	}
+	return cmp.Compare(a.off, b.off)
+}
+
+// sortRun sorts the run in memory as two halves, each on a core of its own,
+// and returns them: the first half holds the records added first.
+func (s *sorter) sortRun() (first, second []sortRef) {
+	const parallelFrom = 1 << 14 // records: below, one goroutine does
+	if len(s.refs) < parallelFrom {
+		slices.SortFunc(s.refs, s.compare)
+		return s.refs, nil
+	}
+	first, second = s.refs[:len(s.refs)/2], s.refs[len(s.refs)/2:]
+	var wg sync.WaitGroup
+	wg.Go(func() { slices.SortFunc(first, s.compare) })
+	slices.SortFunc(second, s.compare)
+	wg.Wait()
+	return first, second
 }
 
 func (s *sorter) spill() error {
-	s.sortRun()
+	first, second := s.sortRun()
 	f, err := os.CreateTemp(filepath.Dir(s.path), filepath.Base(s.path)+".sort-*")
 	if err != nil {
 		return fmt.Errorf("spill sorted records: %w", err)
@@ -117,7 +133,13 @@ func (s *sorter) spill() error {
 	os.Remove(f.Name())
 	w := bufio.NewWriterSize(f, 256<<10)
 	var hdr []byte
-	for _, r := range s.refs {
+	for len(first) > 0 || len(second) > 0 { // the two halves merged
+		var r sortRef
+		if len(second) == 0 || len(first) > 0 && s.compare(first[0], second[0]) <= 0 {
+			r, first = first[0], first[1:]
+		} else {
+			r, second = second[0], second[1:]
+		}
 		key, value := r.record(s.run)
 		hdr = binary.AppendUvarint(hdr[:0], uint64(len(key)))
 		hdr = binary.AppendUvarint(hdr, uint64(len(value)))
@@ -146,7 +168,7 @@ func (s *sorter) close() error {
 
 // iterate returns the records in key order. Add must not be called after.
 func (s *sorter) iterate() (*sortIter, error) {
-	s.sortRun()
+	first, second := s.sortRun()
 	it := &sortIter{}
 	for _, f := range s.runs {
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
@@ -156,8 +178,10 @@ func (s *sorter) iterate() (*sortIter, error) {
 			return nil, err
 		}
 	}
-	if err := it.push(&memCursor{run: s.run, refs: s.refs}); err != nil {
-		return nil, err
+	for _, refs := range [][]sortRef{first, second} {
+		if err := it.push(&memCursor{run: s.run, refs: refs}); err != nil {
+			return nil, err
+		}
 	}
 	heap.Init(it)
 	return it, nil
@@ -219,10 +243,13 @@ func unexpected(err error) error {
 	return err
 }
 
-// sortIter merges runs: a heap of cursors, smallest key on top.
+// sortIter merges runs: a heap of cursors, smallest key on top, and of
+// equal keys the one from the run added first (cursors are pushed in the
+// order their runs were added).
 type sortIter struct {
 	cursors []cursor
 	keys    [][]byte // each cursor's current key, for Less
+	seq     []int    // each cursor's place in the order of runs
 	moved   bool     // the top cursor's record was returned: advance it first
 }
 
@@ -234,7 +261,7 @@ func (it *sortIter) push(c cursor) error {
 		return fmt.Errorf("read sorted records: %w", err)
 	}
 	k, _ := c.record()
-	it.cursors, it.keys = append(it.cursors, c), append(it.keys, k)
+	it.cursors, it.keys, it.seq = append(it.cursors, c), append(it.keys, k), append(it.seq, len(it.seq))
 	return nil
 }
 
@@ -262,15 +289,22 @@ func (it *sortIter) next() (key, value []byte, ok bool, err error) {
 }
 
 func (it *sortIter) Len() int           { return len(it.cursors) }
-func (it *sortIter) Less(i, j int) bool { return bytes.Compare(it.keys[i], it.keys[j]) < 0 }
+func (it *sortIter) Less(i, j int) bool {
+	if c := bytes.Compare(it.keys[i], it.keys[j]); c != 0 {
+		return c < 0
+	}
+	return it.seq[i] < it.seq[j]
+}
+
 func (it *sortIter) Swap(i, j int) {
 	it.cursors[i], it.cursors[j] = it.cursors[j], it.cursors[i]
 	it.keys[i], it.keys[j] = it.keys[j], it.keys[i]
+	it.seq[i], it.seq[j] = it.seq[j], it.seq[i]
 }
 func (it *sortIter) Push(x any) { panic("sortIter: push through it.push") }
 func (it *sortIter) Pop() any {
 	n := len(it.cursors) - 1
 	c := it.cursors[n]
-	it.cursors, it.keys = it.cursors[:n], it.keys[:n]
+	it.cursors, it.keys, it.seq = it.cursors[:n], it.keys[:n], it.seq[:n]
 	return c
 }
