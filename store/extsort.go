@@ -288,7 +288,7 @@ func (it *sortIter) next() (key, value []byte, ok bool, err error) {
 	return key, value, true, nil
 }
 
-func (it *sortIter) Len() int           { return len(it.cursors) }
+func (it *sortIter) Len() int { return len(it.cursors) }
 func (it *sortIter) Less(i, j int) bool {
 	if c := bytes.Compare(it.keys[i], it.keys[j]); c != 0 {
 		return c < 0
