@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/enrollstatus/enrollstatus/consumer"
 	"github.com/enrollstatus/enrollstatus/internal/pipeline"
@@ -346,4 +347,97 @@ func TestReadyWithoutBrokers(t *testing.T) {
 	if empty.consumer.Ready() == nil {
 		t.Fatal("an empty projection turned ready without brokers")
 	}
+}
+
+// TestTransactionMarker: a transactional producer ends the partition's log
+// with a commit marker. kafka-go v0.4.51 hands it over like a message; it is
+// ignored (not poison: under the fail policy one transaction would stop the
+// partition), the messages before it are applied promptly, and the offset
+// moves past it, so the partition is caught up.
+//
+// Were the marker hidden (a client that filters control batches), the last
+// message would not be at the high watermark and the reader's BatchWait
+// rule would hand it over.
+func TestTransactionMarker(t *testing.T) {
+	broker := MustBroker(t, 1, "events")
+	msgs := synth.New(7, 20, 5, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)).History(5)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(broker), kgo.DefaultProduceTopic("events"),
+		kgo.TransactionalID("enrollstatus-txn-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]*kgo.Record, len(msgs))
+	for i, m := range msgs {
+		recs[i] = &kgo.Record{Key: m.Key, Value: m.Value}
+		for k, v := range m.Headers {
+			recs[i].Headers = append(recs[i].Headers, kgo.RecordHeader{Key: k, Value: []byte(v)})
+		}
+	}
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+
+	// The marker is there: the end offset is one past the last message.
+	n := int64(len(msgs))
+	offs, err := (&kafka.Client{Addr: kafka.TCP(broker)}).ListOffsets(ctx, &kafka.ListOffsetsRequest{
+		Topics: map[string][]kafka.OffsetRequest{"events": {kafka.LastOffsetOf(0)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if po := offs.Topics["events"]; len(po) != 1 || po[0].Error != nil || po[0].LastOffset != n+1 {
+		t.Fatalf("end offsets %+v, want %d: %d messages and a commit marker", po, n+1, n)
+	}
+
+	r := startPipeline(t, broker, filepath.Join(t.TempDir(), store.FileName), func(c *consumer.Config) {
+		c.BatchWait = 50 * time.Millisecond
+		c.Poison = consumer.PoisonFail
+	})
+	pos := store.Partition{Topic: "events", Partition: 0}
+	waitFor(t, "the messages and the commit marker to be committed", 2*time.Second, func() bool {
+		offs, _ := r.store.Offsets()
+		return offs[pos] == n+1
+	})
+	for outcome, want := range map[string]float64{consumer.OutcomeApplied: float64(n), consumer.OutcomeIgnored: 1,
+		consumer.OutcomeSkipped: 0, consumer.OutcomeFailed: 0} {
+		if got := outcomeTotal(t, r.reg, outcome); got != want {
+			t.Errorf("%v messages %s, want %v", got, outcome, want)
+		}
+	}
+	if err := r.consumer.Ready(); err != nil {
+		t.Fatalf("not ready after the transaction: %v", err)
+	}
+}
+
+// outcomeTotal returns enrollstatus_events_total for an outcome, summed
+// over topics and types.
+func outcomeTotal(t testing.TB, reg *prometheus.Registry, outcome string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != "enrollstatus_events_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					sum += m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return sum
 }

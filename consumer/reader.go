@@ -76,7 +76,7 @@ func (c *Consumer) readPartition(ctx context.Context, pos Position, next int64) 
 		}
 		msg, err := r.FetchMessage(fetchCtx)
 		if err != nil {
-			waited := fetchCtx.Err() != nil // BatchWait, with items in hand
+			waited := fetchCtx.Err() != nil      // BatchWait, with items in hand
 			if ctx.Err() != nil || !handOver() { // what is read goes first
 				return nil
 			}
@@ -133,6 +133,11 @@ func (c *Consumer) reuse(s []item) {
 
 func (c *Consumer) decode(ctx context.Context, pos Position, msg kafka.Message) item {
 	it := item{pos: pos, offset: msg.Offset, end: msg.HighWaterMark}
+	if isControlRecord(msg) {
+		it.typ, it.outcome = "control", OutcomeIgnored
+		c.log.Debug("transaction marker ignored", "partition", pos.String(), "offset", msg.Offset)
+		return it
+	}
 	m := Message{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset,
 		Key: msg.Key, Value: msg.Value, Time: msg.Time, Headers: make([]Header, len(msg.Headers))}
 	for i, h := range msg.Headers {
@@ -151,6 +156,19 @@ func (c *Consumer) decode(ctx context.Context, pos Position, msg kafka.Message) 
 		it.err = err
 	}
 	return it
+}
+
+// isControlRecord reports whether msg is a transaction marker, which
+// kafka-go (v0.4.51) hands over like any message: the control record a
+// transactional producer's commit or abort leaves in the log (Kafka's
+// format: a key of version 0 and type 0 (abort) or 1 (commit), both int16;
+// a value of version 0 (int16) and the coordinator's epoch (int32); no
+// headers). No Open edX event has that shape: as a message it would be
+// undecodable, JSON or Avro.
+func isControlRecord(msg kafka.Message) bool {
+	k, v := msg.Key, msg.Value
+	return len(k) == 4 && k[0] == 0 && k[1] == 0 && k[2] == 0 && k[3] <= 1 &&
+		len(v) == 6 && v[0] == 0 && v[1] == 0 && len(msg.Headers) == 0
 }
 
 // poison applies the poison policy to an undecodable message and returns the
