@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -193,31 +194,48 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 }
 
 // writeUsers writes every user's record and queues its index entries: a
-// member entry per course, and the username. Two goroutines share the work:
-// foldUsers merges the sorted runs and folds each user's events into a
-// record, while this one writes the records into bbolt.
+// member entry per course, and the username. Three stages share the work,
+// so that both cores do: groupUsers merges the sorted runs and cuts them
+// into batches of users' events; foldWorkers fold each user's events into a
+// record, two batches at a time; and this goroutine writes the records into
+// bbolt, in the order of the batches.
 func (l *Loader) writeUsers(tx *loadTx, views map[string]projection.CourseView, members, names *sorter) (users int, err error) {
 	it, err := l.events.iterate()
 	if err != nil {
 		return 0, err
 	}
-	batches := make(chan []foldedUser, 4)
+	const workers = 2
+	jobs := make(chan foldJob, workers)
+	ordered := make(chan chan foldResult, 2*workers) // each batch's result, in batch order
 	stop := make(chan struct{})
-	folded := make(chan error, 1)
-	go func() { folded <- l.foldUsers(it, views, batches, stop) }()
+	grouped := make(chan error, 1)
+	go func() { grouped <- groupUsers(it, jobs, ordered, stop) }()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range jobs {
+				j.result <- l.foldBatch(j.batch, views)
+			}
+		})
+	}
 	defer func() {
 		close(stop)
-		for range batches { // let foldUsers end
+		for range ordered { // let groupUsers end
 		}
-		if ferr := <-folded; err == nil {
-			err = ferr
+		wg.Wait()
+		if gerr := <-grouped; err == nil {
+			err = gerr
 		}
 	}()
 
 	retired := []byte{} // the marker: no time, see retire
-	for batch := range batches {
-		for i := range batch {
-			f := &batch[i]
+	for result := range ordered {
+		r := <-result
+		if r.err != nil {
+			return users, r.err
+		}
+		for i := range r.users {
+			f := &r.users[i]
 			users++
 			if f.retired {
 				if err := tx.w.retired.Put(f.key, retired); err != nil {
@@ -246,6 +264,27 @@ func (l *Loader) writeUsers(tx *loadTx, views map[string]projection.CourseView, 
 	return users, nil
 }
 
+// userBatch is consecutive users' sorted events, copied out of the runs.
+type userBatch struct {
+	data  []byte // every user's key and events, back to back
+	users []userEvents
+}
+
+type userEvents struct {
+	key    []byte   // in data
+	events [][]byte // spill-encoded, in data
+}
+
+type foldJob struct {
+	batch  *userBatch
+	result chan foldResult
+}
+
+type foldResult struct {
+	users []foldedUser
+	err   error
+}
+
 // foldedUser is one user as the sorted events leave it: the record Apply
 // would write for a user it has not seen before, or a retirement.
 type foldedUser struct {
@@ -256,31 +295,95 @@ type foldedUser struct {
 	nameKey []byte   // appendNameKey's, or nil without a username
 }
 
-// foldUsers reads the sorted events user by user and folds each user's into
-// a record as applyUser does (projection.User.Apply, course metadata copied
-// in when an entry is created, retirement absorbing), sending them in
-// batches; it closes out when done or when stop is closed.
-func (l *Loader) foldUsers(it *sortIter, views map[string]projection.CourseView, out chan<- []foldedUser, stop <-chan struct{}) error {
-	defer close(out)
-	const batchSize = 512
-	batch := make([]foldedUser, 0, batchSize)
-	send := func() bool {
+// groupUsers reads the sorted events and cuts them into batches of whole
+// users, each sent to the fold workers with a channel for its result,
+// which goes to ordered in batch order. It closes jobs and ordered when done
+// or when stop is closed.
+func groupUsers(it *sortIter, jobs chan<- foldJob, ordered chan<- chan foldResult, stop <-chan struct{}) error {
+	defer close(ordered)
+	defer close(jobs)
+	const batchUsers = 512
+	send := func(b *userBatch) bool {
+		result := make(chan foldResult, 1)
 		select {
-		case out <- batch:
-			batch = make([]foldedUser, 0, batchSize)
+		case jobs <- foldJob{batch: b, result: result}:
+		case <-stop:
+			return false
+		}
+		select {
+		case ordered <- result:
 			return true
 		case <-stop:
 			return false
 		}
 	}
+	b := &userBatch{}
 	var (
-		u       projection.User
-		key     []byte
-		retired bool
-		buf     []byte
+		spans   []int // each event's end in b.data, then the user's
+		lastKey []byte
 	)
-	done := func() {
-		f := foldedUser{key: bytes.Clone(key), retired: retired}
+	endUser := func() {
+		u := userEvents{key: b.data[spans[0]-len(lastKey) : spans[0]]}
+		for i := 1; i < len(spans); i++ {
+			u.events = append(u.events, b.data[spans[i-1]:spans[i]])
+		}
+		b.users = append(b.users, u)
+	}
+	for {
+		k, v, ok, err := it.next()
+		if err != nil {
+			return err
+		}
+		if !ok || !bytes.Equal(k, lastKey) {
+			if lastKey != nil {
+				endUser()
+				if len(b.users) == batchUsers || !ok {
+					if !send(b) {
+						return nil
+					}
+					b = &userBatch{data: make([]byte, 0, cap(b.data))}
+				}
+			}
+			if !ok {
+				return nil
+			}
+			lastKey = append(lastKey[:0], k...)
+			b.data = append(b.data, k...)
+			spans = append(spans[:0], len(b.data))
+		}
+		b.data = append(b.data, v...)
+		spans = append(spans, len(b.data))
+	}
+}
+
+// foldBatch folds each user's events into a record as applyUser does
+// (projection.User.Apply, course metadata copied in when an entry is
+// created, retirement absorbing). It is safe for concurrent use.
+func (l *Loader) foldBatch(b *userBatch, views map[string]projection.CourseView) foldResult {
+	out := make([]foldedUser, 0, len(b.users))
+	var buf []byte
+	for _, ue := range b.users {
+		key := ue.key
+		u, retired := projection.User{ID: userID(key)}, false
+		for _, v := range ue.events {
+			e, err := l.decodeSpillEvent(v)
+			if err != nil {
+				return foldResult{err: err}
+			}
+			if _, ok := e.(projection.Retirement); ok {
+				retired = true
+				break // every later event of the user is dropped
+			}
+			course := courseOf(e)
+			isNew := course != "" && !u.HasCourse(course)
+			u.Apply(e)
+			if isNew && u.HasCourse(course) {
+				if view, ok := views[course]; ok {
+					u.SetView(course, view)
+				}
+			}
+		}
+		f := foldedUser{key: key, retired: retired}
 		if !retired {
 			buf = encodeUser(buf, &u)
 			f.record = bytes.Clone(buf)
@@ -292,49 +395,9 @@ func (l *Loader) foldUsers(it *sortIter, views map[string]projection.CourseView,
 				f.nameKey = appendNameKey(nil, &u)
 			}
 		}
-		batch = append(batch, f)
+		out = append(out, f)
 	}
-	for {
-		k, v, ok, err := it.next()
-		if err != nil {
-			return err
-		}
-		if !ok || !bytes.Equal(k, key) {
-			if key != nil {
-				done()
-				if len(batch) == batchSize && !send() {
-					return nil
-				}
-			}
-			if !ok {
-				if len(batch) > 0 {
-					send()
-				}
-				return nil
-			}
-			key = append(key[:0], k...)
-			u, retired = projection.User{ID: userID(key)}, false
-		}
-		if retired {
-			continue // every later event of the user is dropped
-		}
-		e, err := l.decodeSpillEvent(v)
-		if err != nil {
-			return err
-		}
-		if _, ok := e.(projection.Retirement); ok {
-			retired = true
-			continue
-		}
-		course := courseOf(e)
-		isNew := course != "" && !u.HasCourse(course)
-		u.Apply(e)
-		if isNew && u.HasCourse(course) {
-			if view, ok := views[course]; ok {
-				u.SetView(course, view)
-			}
-		}
-	}
+	return foldResult{users: out}
 }
 
 // appendNameKey orders username claims as reindex settles them: by lower-cased
