@@ -466,30 +466,24 @@ func fastTrackingData(data []byte, at time.Time) (projection.Event, string, bool
 	return comp, "", true
 }
 
-// unescapeSimple returns the value of a JSON string token whose escapes are
-// all single-character ones (no \u), and false otherwise.
+// unescapeSimple returns the value of a JSON string token, already
+// validated, whose escapes are all single-character ones (no \u), and
+// false otherwise.
 func unescapeSimple(tok []byte) ([]byte, bool) {
 	if len(tok) < 2 || tok[0] != '"' || tok[len(tok)-1] != '"' {
 		return nil, false
 	}
 	in := tok[1 : len(tok)-1]
 	out := make([]byte, 0, len(in))
-	for i := 0; i < len(in); i++ {
-		ch := in[i]
-		if ch < 0x20 || ch == '"' {
-			return nil, false
+	for {
+		i := bytes.IndexByte(in, '\\')
+		if i < 0 || i+1 >= len(in) {
+			return append(out, in...), i < 0
 		}
-		if ch != '\\' {
-			out = append(out, ch)
-			continue
-		}
-		i++
-		if i >= len(in) {
-			return nil, false
-		}
-		switch in[i] {
+		out = append(out, in[:i]...)
+		switch c := in[i+1]; c {
 		case '"', '\\', '/':
-			out = append(out, in[i])
+			out = append(out, c)
 		case 'b':
 			out = append(out, '\b')
 		case 'f':
@@ -503,8 +497,8 @@ func unescapeSimple(tok []byte) ([]byte, bool) {
 		default:
 			return nil, false
 		}
+		in = in[i+2:]
 	}
-	return out, true
 }
 
 var (
