@@ -347,6 +347,15 @@ func fastCloudEvent(b []byte) (dec Decoded, handled bool, err error) {
 	var ceType string
 	var at time.Time
 	var data []byte
+	// The data comes before the type in the envelopes json.Marshal writes
+	// (keys sorted), so it is read where it is, as the shape its first key
+	// names, rather than skipped and read again; if the type then turns out
+	// to want another shape, it is read again as that.
+	var (
+		inPlace    string // the first key of data read in place, if any
+		tracking   trackingRead
+		enrollment enrollmentData
+	)
 	c := jcur{b: b}
 	ok := c.fields(envelopeFields, func(i int) bool {
 		var ok bool
@@ -362,8 +371,19 @@ func fastCloudEvent(b []byte) (dec Decoded, handled bool, err error) {
 			_, ok = c.plainRaw()
 		case 4:
 			at, ok = c.time()
-		case 5: // validated by whichever reads it below
-			data, ok = c.skipObject()
+		case 5:
+			c.ws()
+			start := c.i
+			switch inPlace = firstKey(c); inPlace {
+			case "tracking_log":
+				tracking, ok = readTrackingData(&c)
+			case "enrollment":
+				enrollment, ok = readEnrollmentData(&c)
+			default: // validated by whichever reads it below
+				inPlace = ""
+				_, ok = c.skipObject()
+			}
+			data = c.b[start:c.i]
 		}
 		return ok
 	})
@@ -375,11 +395,21 @@ func fastCloudEvent(b []byte) (dec Decoded, handled bool, err error) {
 	var ignored string
 	switch ceType {
 	case TypeTrackingEvent:
-		if e, ignored, ok = fastTrackingData(data, at); !ok {
+		if inPlace == "tracking_log" {
+			e, ignored, ok = tracking.event(at)
+		} else {
+			e, ignored, ok = fastTrackingData(data, at)
+		}
+		if !ok {
 			return Decoded{}, false, nil
 		}
 	case TypeEnrollmentCreated, TypeEnrollmentChanged, TypeUnenrollmentComplete:
-		if e, ok = fastEnrollmentData(ceType, data, at); !ok {
+		if inPlace == "enrollment" {
+			e, ok = enrollment.event(ceType, at)
+		} else {
+			e, ok = fastEnrollmentData(ceType, data, at)
+		}
+		if !ok {
 			return Decoded{}, false, nil
 		}
 	default:
@@ -404,32 +434,67 @@ var (
 	completionFields   = []string{"user_id", "course_id", "block_id", "created"}
 )
 
+// firstKey returns the first key of the object at c, without moving c, or
+// "" if there is none or it holds an escape.
+func firstKey(c jcur) string {
+	if !c.eat('{') {
+		return ""
+	}
+	raw, escaped, ok := c.str()
+	if !ok || escaped {
+		return ""
+	}
+	switch string(raw) {
+	case "tracking_log":
+		return "tracking_log"
+	case "enrollment":
+		return "enrollment"
+	}
+	return ""
+}
+
+// trackingRead is what the data of a tracking event holds.
+type trackingRead struct {
+	name  []byte
+	stamp time.Time
+	raw   []byte // the tracking log's data, a JSON string or object
+}
+
 // fastTrackingData reads the data of a tracking event as cloudEventData
 // and trackingEvent do.
 func fastTrackingData(data []byte, at time.Time) (projection.Event, string, bool) {
-	var name []byte
-	var stamp time.Time
-	var raw []byte
-	seen := false
 	c := jcur{b: data}
-	ok := c.fields(trackingDataFields, func(int) bool {
+	t, ok := readTrackingData(&c)
+	if !ok || c.peek() != 0 {
+		return nil, "", false
+	}
+	return t.event(at)
+}
+
+// readTrackingData reads the data object of a tracking event at c.
+func readTrackingData(c *jcur) (t trackingRead, ok bool) {
+	seen := false
+	ok = c.fields(trackingDataFields, func(int) bool {
 		seen = true
 		return c.fields(trackingLogFields, func(i int) bool {
 			var ok bool
 			switch i {
 			case 0:
-				name, ok = c.plainRaw()
+				t.name, ok = c.plainRaw()
 			case 1:
-				stamp, ok = c.time()
+				t.stamp, ok = c.time()
 			case 2:
-				raw, ok = c.skip()
+				t.raw, ok = c.skip()
 			}
 			return ok
 		})
 	})
-	if !ok || !seen || c.peek() != 0 {
-		return nil, "", false
-	}
+	return t, ok && seen
+}
+
+// event is the tracking event a CloudEvent of time at carries.
+func (t trackingRead) event(at time.Time) (projection.Event, string, bool) {
+	name, stamp, raw := t.name, t.stamp, t.raw
 	if string(name) != CompletionEventName {
 		return nil, fmt.Sprintf("tracking event %q", truncate(string(name), 100)), true
 	}
@@ -442,7 +507,7 @@ func fastTrackingData(data []byte, at time.Time) (projection.Event, string, bool
 	}
 	var comp projection.Completion
 	p := jcur{b: raw}
-	ok = p.fields(completionFields, func(i int) bool {
+	ok := p.fields(completionFields, func(i int) bool {
 		var ok bool
 		switch i {
 		case 0:
@@ -513,11 +578,31 @@ var (
 // cloudEventData does, into the same enrollmentData. It gives up (false)
 // wherever the slow path might read differently or refuse.
 func fastEnrollmentData(ceType string, data []byte, at time.Time) (projection.Event, bool) {
+	c := jcur{b: data}
+	d, ok := readEnrollmentData(&c)
+	if !ok || c.peek() != 0 {
+		return nil, false
+	}
+	return d.event(ceType, at)
+}
+
+// event is the enrollment event a CloudEvent of type ceType and time at
+// carries, read as cloudEventData does; false where the slow path might
+// read differently or refuse.
+func (d enrollmentData) event(ceType string, at time.Time) (projection.Event, bool) {
 	if at.IsZero() {
 		return nil, false // the slow path says why
 	}
-	var d enrollmentData
-	c := jcur{b: data}
+	e, err := enrollmentEvent(ceType, d, at)
+	if err != nil {
+		return nil, false
+	}
+	return e, true
+}
+
+// readEnrollmentData reads the data object of an enrollment event at c.
+func readEnrollmentData(cur *jcur) (d enrollmentData, ok bool) {
+	c := cur
 	// optText reads a string field: null leaves it as it is, as in
 	// encoding/json.
 	optText := func(dst *string) bool {
@@ -577,15 +662,8 @@ func fastEnrollmentData(ceType string, data []byte, at time.Time) (projection.Ev
 		}
 		return ok
 	}
-	ok := c.fields(enrollmentDataFields, func(int) bool {
+	ok = c.fields(enrollmentDataFields, func(int) bool {
 		return c.isNull() || c.fields(enrollmentFields, enrollment)
 	})
-	if !ok || c.peek() != 0 {
-		return nil, false
-	}
-	e, err := enrollmentEvent(ceType, d, at)
-	if err != nil {
-		return nil, false
-	}
-	return e, true
+	return d, ok
 }

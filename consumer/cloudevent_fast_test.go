@@ -64,6 +64,16 @@ func fastPathCorpus(t testing.TB) [][]byte {
 		` { "specversion" : "1.0" , "type" : "enrollstatus.course.v1" , "time" : "2026-01-02T03:04:05Z" , "data" : { "course_key" : "c" , "display_name" : "N" } } `,
 		`{"specversion":"1.0"}`,
 		`{}`,
+		// Data read in place as the shape its first key names, then wanted
+		// as another by the type.
+		`{"data":{"tracking_log":{"name":"edx.video.played","timestamp":"2026-01-02T03:04:05Z","data":"{}"}},"specversion":"1.0","time":"2026-01-02T03:04:05Z","type":"org.openedx.learning.course.enrollment.created.v1"}`,
+		`{"data":{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"is_active":true}},"specversion":"1.0","time":"2026-01-02T03:04:05Z","type":"org.openedx.analytics.tracking.event.emitted.v1"}`,
+		`{"data":{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"is_active":true}},"specversion":"1.0","time":"2026-01-02T03:04:05Z","type":"enrollstatus.course.v1"}`,
+		`{"data":{"tracking_log":{"name":"x"},"course_key":"c"},"specversion":"1.0","time":"2026-01-02T03:04:05Z","type":"enrollstatus.course.v1"}`,
+		`{"data":{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"is_active":true}},"specversion":"1.0","type":"org.openedx.learning.course.enrollment.created.v1"}`,
+		`{"data":{"enrollment":{"user":{"id":8},"course":{"course_key":"c"},"is_active":true},"enrollment":null},"specversion":"1.0","time":"2026-01-02T03:04:05Z","type":"org.openedx.learning.course.enrollment.created.v1"}`,
+		`{"data":{"tracking_log":{"name":"edx.video.played","timestamp":"2026-01-02T03:04:05Z","data":"{}"},]},"specversion":"1.0","time":"2026-01-02T03:04:05Z","type":"org.openedx.analytics.tracking.event.emitted.v1"}`,
+		`{"data":{"enrollment":{"user":{"id":08},"course":{"course_key":"c"},"is_active":true}},"specversion":"1.0","time":"2026-01-02T03:04:05Z","type":"org.openedx.learning.course.enrollment.created.v1"}`,
 		// Invalid JSON, each in a place the fast path reads or skips.
 		string(tracking("", completion)) + ` x`,
 		string(tracking("", completion)) + `}`,
