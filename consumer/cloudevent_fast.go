@@ -256,11 +256,14 @@ func (c *jcur) time() (time.Time, bool) {
 	if c.isNull() {
 		return time.Time{}, true
 	}
-	s, ok := c.plain()
+	raw, ok := c.plainRaw()
 	if !ok {
 		return time.Time{}, false
 	}
-	t, err := ParseTime(s)
+	if t, ok := parseTimeFast(raw); ok {
+		return t, true
+	}
+	t, err := ParseTime(string(raw))
 	return t, err == nil
 }
 

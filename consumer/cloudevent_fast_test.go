@@ -2,8 +2,10 @@ package consumer
 
 import (
 	"encoding/json"
+	"math/rand/v2"
 	"reflect"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/enrollstatus/enrollstatus/internal/testcorpus"
@@ -197,4 +199,43 @@ func FuzzCloudEventFastPath(f *testing.F) {
 		f.Add(v)
 	}
 	f.Fuzz(func(t *testing.T, v []byte) { checkFastPath(t, v) })
+}
+
+// TestParseTimeFastAgrees: whatever parseTimeFast takes, ParseTime reads
+// to the same time (==, so the same location and representation too);
+// the canonical forms are taken.
+func TestParseTimeFastAgrees(t *testing.T) {
+	inputs := []string{
+		"2026-11-17T18:15:25.571418+00:00", "2026-11-17T18:15:25.571418Z", "2026-11-17T18:15:25Z",
+		"2026-11-17T18:15:25.5+05:30", "2026-11-17T18:15:25.123456789-08:00", "2024-02-29T00:00:00Z",
+		"2023-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z",
+		"2026-11-17T24:00:00Z", "2026-11-17T23:60:00Z", "2026-11-17T23:59:60Z", "2026-11-17t18:15:25Z",
+		"2026-11-17T18:15:25z", "2026-11-17T18:15:25.Z", "2026-11-17T18:15:25.1234567890Z",
+		"2026-11-17T18:15:25+24:00", "2026-11-17T18:15:25+23:60", "2026-11-17T18:15:25-00:00",
+		"2026-11-17T18:15:25+0000", "2026-11-17 18:15:25Z", " 2026-11-17T18:15:25Z", "2026-11-17T18:15:25Z ",
+		"0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2026-11-17T18:15:25,5Z", "+026-11-17T18:15:25Z",
+		"2026-1-17T18:15:25Z", "2026-11-17T18:15:25.5+00:00x", "2026-11-17",
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		d := time.Date(1900+rng.IntN(300), time.Month(1+rng.IntN(12)), 1+rng.IntN(31), rng.IntN(24), rng.IntN(60), rng.IntN(60),
+			rng.IntN(1e9), time.FixedZone("", (rng.IntN(48)-24)*1800))
+		layout := []string{time.RFC3339Nano, time.RFC3339, "2006-01-02T15:04:05.000000-07:00", "2006-01-02T15:04:05.000Z07:00"}[rng.IntN(4)]
+		inputs = append(inputs, d.Format(layout))
+	}
+	taken := 0
+	for _, in := range inputs {
+		fast, ok := parseTimeFast([]byte(in))
+		if !ok {
+			continue
+		}
+		taken++
+		slow, err := ParseTime(in)
+		if err != nil || fast != slow {
+			t.Fatalf("%q: fast %v, ParseTime %v (%v)", in, fast, slow, err)
+		}
+	}
+	if taken < 20000 {
+		t.Fatalf("the fast path took %d of %d canonical times", taken, len(inputs))
+	}
 }
