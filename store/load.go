@@ -54,13 +54,17 @@ type LoaderOptions struct {
 	// per completion, 100 per enrollment).
 	RunBytes int
 	// TxBytes is about how many bytes one write transaction of Finish holds
-	// before it commits (bbolt keeps every dirty page until then).
+	// before it commits (bbolt keeps every dirty page until then). Small is
+	// fast: keys arrive in order, so a transaction's puts all land in the
+	// bucket's last node, which grows in memory until the commit splits it.
+	// A 3M-event Finish took 1.57 s at 2 MiB, 2.05 s at 16 MiB, 3.1 s at
+	// 64 MiB (the rebuild's file has no fsyncs until it is complete).
 	TxBytes int
 }
 
 // DefaultLoaderOptions keep a rebuild's memory within the service's budget.
 func DefaultLoaderOptions() LoaderOptions {
-	return LoaderOptions{RunBytes: 32 << 20, TxBytes: 16 << 20}
+	return LoaderOptions{RunBytes: 32 << 20, TxBytes: 2 << 20}
 }
 
 // ErrNotEmpty is returned by NewLoader for a store that holds anything.
