@@ -70,9 +70,9 @@ func DefaultLoaderOptions() LoaderOptions {
 // ErrNotEmpty is returned by NewLoader for a store that holds anything.
 var ErrNotEmpty = errors.New("store is not empty")
 
-// NewLoader returns a loader into s, which must be empty: no offsets, no
-// users, no retirements.
-func (s *Store) NewLoader(opts LoaderOptions) (*Loader, error) {
+// Empty reports whether s holds nothing: no offsets, no users, no
+// retirements (a new file, or one only course metadata reached).
+func (s *Store) Empty() (bool, error) {
 	empty := true
 	err := s.db.View(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketOffsets, bucketUsers, bucketRetired} {
@@ -82,6 +82,12 @@ func (s *Store) NewLoader(opts LoaderOptions) (*Loader, error) {
 		}
 		return nil
 	})
+	return empty, err
+}
+
+// NewLoader returns a loader into s, which must be Empty.
+func (s *Store) NewLoader(opts LoaderOptions) (*Loader, error) {
+	empty, err := s.Empty()
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -32,6 +33,13 @@ func TestAdminEndpoints(t *testing.T) {
 	go func() { done <- serve(ctx, &cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), started) }()
 	defer func() { cancel(); <-done }()
 	svc := <-started
+	// The empty projection's first catch-up is a bulk load, during which a
+	// compaction is refused (409): wait until it is done.
+	for deadline := time.Now().Add(10 * time.Second); svc.pipeline.Ready() != nil; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready: %v", svc.pipeline.Ready())
+		}
+	}
 
 	call := func(method, path, token string) (int, http.Header, string) {
 		req, _ := http.NewRequest(method, "http://"+svc.httpAddr+path, nil)

@@ -58,6 +58,7 @@ type Config struct {
 
 	ShutdownTimeout time.Duration
 	MemoryLimitMiB  int
+	BulkLoadEmpty   bool
 }
 
 // DefaultTopics are the topics an LMS with EVENT_BUS_TOPIC_PREFIX=dev
@@ -96,6 +97,7 @@ func DefaultConfig() Config {
 		StaleLag:            1000,
 		ShutdownTimeout:     15 * time.Second,
 		MemoryLimitMiB:      memlimit.DefaultMiB,
+		BulkLoadEmpty:       true,
 	}
 }
 
@@ -144,6 +146,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "deadline for a graceful shutdown")
 	fs.IntVar(&c.MemoryLimitMiB, "memory-limit-mib", c.MemoryLimitMiB, "the Go runtime's soft memory limit in MiB (GOMEMLIMIT wins when set); 0: none")
+	fs.BoolVar(&c.BulkLoadEmpty, "bulk-load-empty", c.BulkLoadEmpty, "catch an empty projection (a new replica) up with a rebuild's bulk load into a new file, swapped in when it reached the head; false: batch by batch from the start")
 }
 
 // Validate says what to fix.
@@ -207,7 +210,7 @@ func (c *Config) pipelineOptions(dec *consumer.Decoder, m *consumer.Metrics, log
 	opts := store.DefaultOptions()
 	opts.Policy = c.policy()
 	return pipeline.Options{Path: c.storePath(), Store: opts, Consumer: c.consumerConfig(),
-		Decoder: dec, Metrics: m, Log: log, Registerer: reg}
+		Decoder: dec, Metrics: m, Log: log, Registerer: reg, BulkLoadEmpty: c.BulkLoadEmpty}
 }
 
 func parseLevel(s string) (slog.Level, error) {

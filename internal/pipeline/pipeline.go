@@ -28,6 +28,10 @@ type Options struct {
 	Log      *slog.Logger
 	// Registerer receives the rebuild metrics.
 	Registerer prometheus.Registerer
+	// BulkLoadEmpty makes Run's first catch-up into an empty projection (a
+	// new replica) a rebuild's bulk load, several times faster than batch
+	// after batch (see Run).
+	BulkLoadEmpty bool
 }
 
 // Pipeline is the serving projection: the store queries read and the
@@ -95,6 +99,9 @@ func (p *Pipeline) Ready() error {
 	if c := p.cons.Load(); c != nil {
 		return c.Ready()
 	}
+	if pr, ok := p.RebuildProgress(); ok && pr.Running {
+		return fmt.Errorf("first catch-up: bulk-loading the history into a new file, %.1f%% (GET /admin/rebuild)", 100*pr.Ratio)
+	}
 	return errors.New("starting")
 }
 
@@ -117,7 +124,16 @@ func (p *Pipeline) Partitions() []consumer.PartitionStatus {
 // Run consumes into the current store until ctx ends, pausing while a
 // rebuild swaps stores. Once a live consumer was ready, the next one (on the
 // swapped store, which is at least as far) is too.
+//
+// With BulkLoadEmpty, an empty projection first catches up as a rebuild
+// does: the history is bulk-loaded into a new file (a .rebuild file next to
+// the projection, which Open removes if a crash left one) until it reached
+// the head as it was at the start, and the file is swapped in. Only then does
+// the live consumer start. A failure falls back to the ordinary catch-up.
 func (p *Pipeline) Run(ctx context.Context) error {
+	if err := p.firstCatchUp(ctx); err != nil {
+		p.log.Warn("first catch-up by bulk load failed; catching up batch by batch", "err", err)
+	}
 	for {
 		c, err := consumer.New(p.opts.Consumer, StoreSink{Store: p.current()}, p.opts.Decoder, p.opts.Metrics, p.log)
 		if err != nil {
@@ -256,6 +272,30 @@ func (p *Pipeline) Rebuild(ctx context.Context, from time.Time) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return ErrRebuildRunning
 	}
+	return p.runRebuild(ctx, from, true)
+}
+
+// firstCatchUp bulk-loads an empty projection, if BulkLoadEmpty: see Run.
+func (p *Pipeline) firstCatchUp(ctx context.Context) error {
+	if !p.opts.BulkLoadEmpty {
+		return nil
+	}
+	if empty, err := p.current().Empty(); err != nil || !empty {
+		return err
+	}
+	if !p.running.CompareAndSwap(false, true) {
+		return nil // an admin rebuild got there first: it is as good
+	}
+	p.log.Info("empty projection: the first catch-up is a bulk load")
+	if err := p.runRebuild(ctx, time.Time{}, false); err != nil && ctx.Err() == nil {
+		return err
+	}
+	return nil
+}
+
+// runRebuild runs a rebuild that holds p.running, with its progress and
+// metrics; live is whether a live consumer runs (see rebuild).
+func (p *Pipeline) runRebuild(ctx context.Context, from time.Time, live bool) error {
 	defer p.running.Store(false)
 	p.rm.running.Set(1)
 	defer p.rm.running.Set(0)
@@ -263,7 +303,7 @@ func (p *Pipeline) Rebuild(ctx context.Context, from time.Time) error {
 	p.progress.Store(&Progress{Running: true, Started: start, From: from})
 	p.log.Info("rebuild started", "from", from)
 
-	err := p.rebuild(ctx, from, start)
+	err := p.rebuild(ctx, from, start, live)
 	pr, _ := p.RebuildProgress()
 	pr.Running, pr.Finished = false, time.Now()
 	if err != nil {
@@ -280,7 +320,11 @@ func (p *Pipeline) Rebuild(ctx context.Context, from time.Time) error {
 	return err
 }
 
-func (p *Pipeline) rebuild(ctx context.Context, from time.Time, start time.Time) error {
+// rebuild replays into a new file and swaps it in. While a live consumer
+// runs (live), the replay first catches up with the head, then the live
+// consumer is paused and the replay passes it before the swap; without one,
+// catching up with the head as it was at the start is enough.
+func (p *Pipeline) rebuild(ctx context.Context, from time.Time, start time.Time, live bool) error {
 	tmp := rebuildPath(p.opts.Path)
 	os.Remove(tmp)
 	opts := p.opts.Store
@@ -308,21 +352,22 @@ func (p *Pipeline) rebuild(ctx context.Context, from time.Time, start time.Time)
 		return err
 	}
 
-	// Freeze the live projection, then let the replay pass it.
-	req := pauseRequest{paused: make(chan struct{}), resume: make(chan struct{})}
-	select {
-	case p.pause <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	defer close(req.resume)
-	<-req.paused
-	live, err := p.current().Offsets()
-	if err != nil {
-		return err
-	}
-	if err := r.WaitPast(ctx, live, func(pr Progress) { p.report(pr, start, from) }); err != nil {
-		return err
+	if live { // Freeze the live projection, then let the replay pass it.
+		req := pauseRequest{paused: make(chan struct{}), resume: make(chan struct{})}
+		select {
+		case p.pause <- req:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		defer close(req.resume)
+		<-req.paused
+		offsets, err := p.current().Offsets()
+		if err != nil {
+			return err
+		}
+		if err := r.WaitPast(ctx, offsets, func(pr Progress) { p.report(pr, start, from) }); err != nil {
+			return err
+		}
 	}
 	if err := r.Stop(); err != nil {
 		return err

@@ -69,10 +69,14 @@ func (h *harness) options(path string, reg prometheus.Registerer) pipeline.Optio
 }
 
 // start opens and runs a pipeline until the test ends.
-func (h *harness) start(path string) (*pipeline.Pipeline, *prometheus.Registry, func()) {
+func (h *harness) start(path string, mutate ...func(*pipeline.Options)) (*pipeline.Pipeline, *prometheus.Registry, func()) {
 	h.t.Helper()
 	reg := prometheus.NewRegistry()
-	pl, err := pipeline.Open(h.options(path, reg))
+	opts := h.options(path, reg)
+	for _, m := range mutate {
+		m(&opts)
+	}
+	pl, err := pipeline.Open(opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -117,6 +121,55 @@ func appliedOf(pl *pipeline.Pipeline) uint64 {
 	var f projection.Freshness
 	pl.Store(func(st *store.Store) (err error) { f, err = st.Freshness(); return err })
 	return f.Applied
+}
+
+// TestFirstCatchUpBulkLoads: with BulkLoadEmpty, an empty projection (a new
+// replica) catches up by a bulk load into a new file, swapped in: the same
+// projection as one caught up batch by batch; the live consumer then follows
+// the head; reopened, a projection that is not empty is not bulk-loaded
+// again; a file a crash left mid-load is thrown away.
+func TestFirstCatchUpBulkLoads(t *testing.T) {
+	h := newHarness(t)
+	msgs := append(h.gen.Catalog(), h.gen.History(4000)...)
+	h.produce(msgs)
+	ref, _, stopRef := h.start(filepath.Join(t.TempDir(), store.FileName))
+	waitFor(t, "the reference", func() bool { return ref.Ready() == nil && appliedOf(ref) == uint64(len(msgs)) })
+	want := digestOf(t, ref)
+	if pr, ok := ref.RebuildProgress(); ok {
+		t.Fatalf("bulk-loaded without BulkLoadEmpty: %+v", pr)
+	}
+	stopRef()
+
+	path := filepath.Join(t.TempDir(), store.FileName)
+	if err := os.WriteFile(path+".rebuild", []byte("left by a crash"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bulk := func(o *pipeline.Options) { o.BulkLoadEmpty = true }
+	pl, _, stop := h.start(path, bulk)
+	waitFor(t, "ready", func() bool { return pl.Ready() == nil && appliedOf(pl) == uint64(len(msgs)) })
+	pr, ok := pl.RebuildProgress()
+	if !ok || pr.Running || pr.Error != "" || pr.BulkLoaded != uint64(len(msgs)) {
+		t.Fatalf("first catch-up: %+v", pr)
+	}
+	if got := digestOf(t, pl); got != want {
+		t.Fatalf("bulk-loaded projection %s, batch by batch %s", got, want)
+	}
+	if _, err := os.Stat(path + ".rebuild"); !os.IsNotExist(err) {
+		t.Fatalf("the rebuild file is still there: %v", err)
+	}
+	more := h.gen.History(500)
+	h.produce(more)
+	waitFor(t, "the messages after the catch-up", func() bool { return appliedOf(pl) == uint64(len(msgs)+len(more)) })
+	stop()
+
+	again, _, _ := h.start(path, bulk)
+	waitFor(t, "ready again", func() bool { return again.Ready() == nil })
+	if pr, ok := again.RebuildProgress(); ok {
+		t.Fatalf("bulk-loaded a projection that was not empty: %+v", pr)
+	}
+	if got := appliedOf(again); got != uint64(len(msgs)+len(more)) {
+		t.Fatalf("reopened with %d messages applied, want %d", got, len(msgs)+len(more))
+	}
 }
 
 // TestRebuildWhileServing rebuilds a live projection from the topics while
