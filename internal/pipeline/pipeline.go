@@ -343,7 +343,11 @@ func (p *Pipeline) rebuild(ctx context.Context, from time.Time, start time.Time,
 
 	cfg := p.opts.Consumer
 	cfg.StartAt = from
-	r, err := Replay(ctx, cfg, next, p.opts.Decoder, p.log.With("rebuild", true))
+	var m *consumer.Metrics // a rebuild's counts stay out of the live consumer's
+	if !live {
+		m = p.opts.Metrics // a first catch-up's are the replica's
+	}
+	r, err := replay(ctx, cfg, next, p.opts.Decoder, m, p.log.With("rebuild", true))
 	if err != nil {
 		return err
 	}

@@ -145,8 +145,21 @@ func TestFirstCatchUpBulkLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	bulk := func(o *pipeline.Options) { o.BulkLoadEmpty = true }
-	pl, _, stop := h.start(path, bulk)
+	pl, reg, stop := h.start(path, bulk)
 	waitFor(t, "ready", func() bool { return pl.Ready() == nil && appliedOf(pl) == uint64(len(msgs)) })
+	// The replica's consumer metrics count what the load applied.
+	var counted float64
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "enrollstatus_events_total" {
+			for _, m := range mf.GetMetric() {
+				counted += m.GetCounter().GetValue()
+			}
+		}
+	}
+	if counted != float64(len(msgs)) {
+		t.Fatalf("enrollstatus_events_total sums to %v after the first catch-up, want %d", counted, len(msgs))
+	}
 	pr, ok := pl.RebuildProgress()
 	if !ok || pr.Running || pr.Error != "" || pr.BulkLoaded != uint64(len(msgs)) {
 		t.Fatalf("first catch-up: %+v", pr)

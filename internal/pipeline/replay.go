@@ -28,6 +28,7 @@ type Replayer struct {
 	cfg   consumer.Config
 	st    *store.Store
 	dec   *consumer.Decoder
+	m     *consumer.Metrics // nil: private ones
 	log   *slog.Logger
 	stop  context.CancelFunc
 	done  chan error
@@ -53,7 +54,13 @@ const (
 // earliest, or cfg.StartAt). Its consumer metrics are private, so that they
 // do not mix with the live consumer's.
 func Replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *consumer.Decoder, log *slog.Logger) (*Replayer, error) {
-	r := &Replayer{cfg: cfg, st: st, dec: dec, log: log, done: make(chan error, 1), phase: PhaseFollow}
+	return replay(ctx, cfg, st, dec, nil, log)
+}
+
+// replay is Replay whose consumers count into m, if not nil: a first
+// catch-up's, which no live consumer counts alongside.
+func replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *consumer.Decoder, m *consumer.Metrics, log *slog.Logger) (*Replayer, error) {
+	r := &Replayer{cfg: cfg, st: st, dec: dec, m: m, log: log, done: make(chan error, 1), phase: PhaseFollow}
 	var sink consumer.Sink = StoreSink{Store: st}
 	switch l, err := st.NewLoader(store.DefaultLoaderOptions()); {
 	case err == nil:
@@ -76,7 +83,11 @@ func Replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *cons
 }
 
 func (r *Replayer) newConsumer(sink consumer.Sink) (*consumer.Consumer, error) {
-	return consumer.New(r.cfg, sink, r.dec, consumer.NewMetrics(prometheus.NewRegistry()), r.log)
+	m := r.m
+	if m == nil {
+		m = consumer.NewMetrics(prometheus.NewRegistry())
+	}
+	return consumer.New(r.cfg, sink, r.dec, m, r.log)
 }
 
 func (r *Replayer) current() *consumer.Consumer {
