@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,8 +28,13 @@ type ingestReport struct {
 	BestRaw     workerResult   `json:"best_raw"`
 	BestE2E     workerResult   `json:"best_e2e"`
 	Ratio       float64        `json:"ratio_e2e_to_raw"`
-	Seconds     float64        `json:"seconds"`
-	Partition   int            `json:"partitions_per_topic"`
+	// Replica and ReplicaBatches are `enrollstatus serve` on an empty data
+	// directory until ready: its first catch-up by bulk load (the default)
+	// and batch by batch (--bulk-load-empty=false).
+	Replica        []workerResult `json:"new_replica,omitempty"`
+	ReplicaBatches []workerResult `json:"new_replica_batches,omitempty"`
+	Seconds        float64        `json:"seconds"`
+	Partition      int            `json:"partitions_per_topic"`
 }
 
 // ingestSetup is the broker, filled with the same data for every worker.
@@ -108,6 +114,7 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", ".cache/bench/results/ingest.json", "results file")
 	profiles := fs.String("profiles", "", "directory for CPU profiles of the workers")
 	workerArgs := fs.String("worker-args", "", "extra flags of the end-to-end workers, space-separated (e.g. -catch-up-max-writes 8192)")
+	bin := fs.String("bin", ".cache/bench/bin/enrollstatus", "enrollstatus binary (for the new replica's catch-up); empty: not measured")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,6 +139,21 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		rep.E2E = append(rep.E2E, e)
+		if *bin != "" {
+			for _, bulk := range []bool{true, false} {
+				r, err := s.newReplica(*bin, bulk)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stderr, "  serve, empty data dir, bulk-load-empty=%v: %d messages in %.2fs = %.0f/s, peak RssAnon %d MiB\n",
+					bulk, r.Messages, r.Seconds, r.Rate, r.PeakAnon>>20)
+				if bulk {
+					rep.Replica = append(rep.Replica, r)
+				} else {
+					rep.ReplicaBatches = append(rep.ReplicaBatches, r)
+				}
+			}
+		}
 	}
 	for _, f := range strings.Split(*sweep, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -188,6 +210,13 @@ func ingestMarkdown(rep ingestReport) string {
 	fmt.Fprintf(&b, "| end to end (consumer + store, defaults: batch %d, catch-up batches up to %d messages / %d writes) | %.0f | %.2f | %d |\n",
 		rep.BestE2E.BatchSize, rep.BestE2E.CatchUpBatchSize, rep.BestE2E.CatchUpMaxWrites, rep.BestE2E.Rate, rep.BestE2E.Seconds, rep.BestE2E.PeakAnon>>20)
 	fmt.Fprintf(&b, "| **ratio end to end / raw** | **%.2f×** | | |\n\n", rep.Ratio)
+	if len(rep.Replica) > 0 {
+		bulk, batches := bestRate(rep.Replica), bestRate(rep.ReplicaBatches)
+		b.WriteString("A new replica: `enrollstatus serve` on an empty data directory, from its start until `/readyz` answers 200 (caught up with the head as it was at its start), same broker and data, interleaved with the runs above:\n\n")
+		b.WriteString("| first catch-up | messages/s | seconds | peak RssAnon MiB | ratio to raw |\n|---|---:|---:|---:|---:|\n")
+		fmt.Fprintf(&b, "| bulk load (`--bulk-load-empty`, the default) | %.0f | %.2f | %d | **%.2f×** |\n", bulk.Rate, bulk.Seconds, bulk.PeakAnon>>20, bulk.Rate/rep.BestRaw.Rate)
+		fmt.Fprintf(&b, "| batch by batch (`--bulk-load-empty=false`) | %.0f | %.2f | %d | %.2f× |\n\n", batches.Rate, batches.Seconds, batches.PeakAnon>>20, batches.Rate/rep.BestRaw.Rate)
+	}
 	b.WriteString("Batch size sweep (end to end, catch-up batches off, one run each):\n\n| batch size | messages/s | peak RssAnon MiB |\n|---:|---:|---:|\n")
 	for _, r := range rep.Sweep {
 		fmt.Fprintf(&b, "| %d | %.0f | %d |\n", r.BatchSize, r.Rate, r.PeakAnon>>20)
@@ -220,6 +249,51 @@ type rebuildResult struct {
 	Rate      float64 `json:"messages_per_second"`
 	PeakAnon  int64   `json:"peak_rss_anon_bytes"`
 	FileBytes int64   `json:"file_bytes"`
+}
+
+// newReplica times `enrollstatus serve` on an empty data directory from its
+// start until its /readyz answers 200, with its first catch-up by bulk load
+// or batch by batch.
+func (s *ingestSetup) newReplica(bin string, bulk bool) (workerResult, error) {
+	r := workerResult{Mode: "new-replica", Messages: s.expect}
+	dir := filepath.Join(s.cache, "replica-work")
+	os.RemoveAll(dir)
+	defer os.RemoveAll(dir)
+	addr, err := freePort()
+	if err != nil {
+		return r, err
+	}
+	start := time.Now()
+	c, err := startChild(filepath.Join(s.cache, "logs", "new-replica.log"), bin, "serve", "--brokers", s.broker.Addr,
+		"--topics", strings.Join(s.broker.Topics, ","), "--data-dir", dir, "--http-addr", addr,
+		"--jwt-secret", benchSecret, "--log-level", "info", "--bulk-load-empty="+strconv.FormatBool(bulk))
+	if err != nil {
+		return r, err
+	}
+	defer c.stop()
+	rss := startRSSSampler(c.pid(), 100*time.Millisecond)
+	client := &http.Client{Timeout: 2 * time.Second}
+	for {
+		if done, err := c.exited(); done {
+			rss.stop()
+			return r, fmt.Errorf("enrollstatus serve exited (%v); see %s", err, c.log)
+		}
+		if time.Since(start) > 10*time.Minute {
+			rss.stop()
+			return r, fmt.Errorf("enrollstatus serve not ready after 10 minutes; see %s", c.log)
+		}
+		if resp, err := client.Get("http://" + addr + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r.Seconds = time.Since(start).Seconds()
+	r.PeakAnon = rss.stop().PeakAnon
+	r.Rate = float64(s.expect) / r.Seconds
+	return r, nil
 }
 
 // rebuildOnce times one `enrollstatus rebuild` into a new data directory.
