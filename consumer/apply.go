@@ -11,7 +11,11 @@ import (
 // pending accumulates items into the next batch.
 type pending struct {
 	batch  Batch
-	counts map[[3]string]int // (topic, type, outcome) -> messages
+	counts map[[3]string]*int // (topic, type, outcome) -> messages
+	last   struct {           // the last item's counter: most items share it
+		key [3]string
+		n   *int
+	}
 	ends   map[Position]int64
 	failed map[Position]error
 	opened time.Time          // when the first item came
@@ -26,7 +30,7 @@ func (p *pending) writes() int { return len(p.users) + p.joins }
 func newPending() *pending {
 	return &pending{
 		batch:  Batch{Offsets: map[Position]int64{}},
-		counts: map[[3]string]int{},
+		counts: map[[3]string]*int{},
 		ends:   map[Position]int64{},
 		failed: map[Position]error{},
 		users:  map[int64]struct{}{},
@@ -49,7 +53,15 @@ func (p *pending) add(it item) {
 	if len(p.counts) == 0 {
 		p.opened = time.Now()
 	}
-	p.counts[[3]string{it.pos.Topic, it.typ, it.outcome}]++
+	if k := [3]string{it.pos.Topic, it.typ, it.outcome}; p.last.n == nil || k != p.last.key {
+		n := p.counts[k]
+		if n == nil {
+			n = new(int)
+			p.counts[k] = n
+		}
+		p.last.key, p.last.n = k, n
+	}
+	*p.last.n++
 	p.ends[it.pos] = max(p.ends[it.pos], it.end)
 	if it.outcome == OutcomeFailed {
 		p.failed[it.pos] = it.err // the offset does not move past it
@@ -140,7 +152,7 @@ func (c *Consumer) flush(p *pending) error {
 	c.m.batchSize.Observe(float64(p.batch.Messages))
 	c.m.droppedRetired.Add(float64(dropped))
 	for k, n := range p.counts {
-		c.m.events.WithLabelValues(k[0], k[1], k[2]).Add(float64(n))
+		c.m.events.WithLabelValues(k[0], k[1], k[2]).Add(float64(*n))
 	}
 	var latest time.Time
 	for _, e := range p.batch.Events {

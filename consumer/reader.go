@@ -39,8 +39,9 @@ func (c *Consumer) readPartition(ctx context.Context, pos Position, next int64) 
 	// hand, it waits at most BatchWait: offsets the high watermark counts but
 	// no fetch returns (transaction markers) must not hold them back.
 	var (
-		buf  = c.itemSlice()
-		wait struct { // bounds the wait for more while buf holds items
+		headers []Header // the decoder's view of a message's headers, reused
+		buf     = c.itemSlice()
+		wait    struct { // bounds the wait for more while buf holds items
 			ctx    context.Context
 			cancel context.CancelFunc
 		}
@@ -92,7 +93,7 @@ func (c *Consumer) readPartition(ctx context.Context, pos Position, next int64) 
 			}
 			continue
 		}
-		it := c.decode(ctx, pos, msg)
+		it := c.decode(ctx, pos, msg, &headers)
 		buf = append(buf, it)
 		if it.outcome == OutcomeFailed {
 			handOver()
@@ -131,18 +132,21 @@ func (c *Consumer) reuse(s []item) {
 	}
 }
 
-func (c *Consumer) decode(ctx context.Context, pos Position, msg kafka.Message) item {
+// decode decodes msg into an item; headers is scratch space for its
+// headers, which the decoder reads but does not keep.
+func (c *Consumer) decode(ctx context.Context, pos Position, msg kafka.Message, headers *[]Header) item {
 	it := item{pos: pos, offset: msg.Offset, end: msg.HighWaterMark}
 	if isControlRecord(msg) {
 		it.typ, it.outcome = "control", OutcomeIgnored
 		c.log.Debug("transaction marker ignored", "partition", pos.String(), "offset", msg.Offset)
 		return it
 	}
-	m := Message{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset,
-		Key: msg.Key, Value: msg.Value, Time: msg.Time, Headers: make([]Header, len(msg.Headers))}
-	for i, h := range msg.Headers {
-		m.Headers[i] = Header{Key: h.Key, Value: h.Value}
+	*headers = (*headers)[:0]
+	for _, h := range msg.Headers {
+		*headers = append(*headers, Header{Key: h.Key, Value: h.Value})
 	}
+	m := Message{Topic: msg.Topic, Partition: msg.Partition, Offset: msg.Offset,
+		Key: msg.Key, Value: msg.Value, Time: msg.Time, Headers: *headers}
 	dec, err := c.dec.Decode(m)
 	it.typ = dec.Type
 	switch {
