@@ -314,6 +314,12 @@ func (a *AvroDecoder) Decode(m Message) (Decoded, error) {
 		if !utf8.ValidString(t.Data) {
 			return fail("tracking_log.data is not valid UTF-8")
 		}
+		if !at.IsZero() { // the JSON fast path first, as for a CloudEvent's
+			if comp, ok := fastCompletionText(t.Data, at); ok {
+				dec.Events = []projection.Event{comp}
+				return dec, nil
+			}
+		}
 		d := trackingLogData{Name: t.Name, Data: json.RawMessage(t.Data)}
 		if at.IsZero() { // the producer always sets ce_time; the log's own time will do
 			ts, err := ParseTime(t.Timestamp)

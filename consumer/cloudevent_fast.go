@@ -497,18 +497,48 @@ func readTrackingData(c *jcur) (t trackingRead, ok bool) {
 
 // event is the tracking event a CloudEvent of time at carries.
 func (t trackingRead) event(at time.Time) (projection.Event, string, bool) {
-	name, stamp, raw := t.name, t.stamp, t.raw
-	if string(name) != CompletionEventName {
-		return nil, fmt.Sprintf("tracking event %q", truncate(string(name), 100)), true
+	if string(t.name) != CompletionEventName {
+		return nil, fmt.Sprintf("tracking event %q", truncate(string(t.name), 100)), true
 	}
-	if len(raw) > 0 && raw[0] == '"' { // the LMS sends data as a JSON string
+	if at.IsZero() {
+		at = t.stamp
+	}
+	comp, ok := fastCompletion(t.raw, at)
+	if !ok {
+		return nil, "", false
+	}
+	return comp, "", true
+}
+
+// fastCompletionText is fastCompletion for data that nothing validated yet
+// (an event-bus record's tracking log): false unless it is a JSON object or
+// exactly one valid JSON string token.
+func fastCompletionText(data string, at time.Time) (projection.Completion, bool) {
+	raw := []byte(data)
+	whole := len(raw) > 0 && raw[0] == '{'
+	if len(raw) > 0 && raw[0] == '"' {
+		end, _, ok := jsonscan.String(raw, 0)
+		whole = ok && end == len(raw)
+	}
+	if !whole {
+		return projection.Completion{}, false
+	}
+	return fastCompletion(raw, at)
+}
+
+// fastCompletion reads the data of a block completion's tracking log, a
+// JSON object or a JSON string holding one (the LMS sends a string), as
+// trackingEvent does, into a completion at time at; false where it might
+// read differently or refuse. A string must be one valid JSON string token.
+func fastCompletion(raw []byte, at time.Time) (projection.Completion, bool) {
+	var comp projection.Completion
+	if len(raw) > 0 && raw[0] == '"' {
 		s, ok := unescapeSimple(raw)
 		if !ok {
-			return nil, "", false
+			return comp, false
 		}
 		raw = s // validated as it is read below
 	}
-	var comp projection.Completion
 	p := jcur{b: raw}
 	ok := p.fields(completionFields, func(i int) bool {
 		var ok bool
@@ -525,13 +555,10 @@ func (t trackingRead) event(at time.Time) (projection.Event, string, bool) {
 		return ok
 	})
 	if !ok || p.peek() != 0 {
-		return nil, "", false
-	}
-	if at.IsZero() {
-		at = stamp
+		return comp, false
 	}
 	comp.Time = at
-	return comp, "", true
+	return comp, true
 }
 
 // unescapeSimple returns the value of a JSON string token, already

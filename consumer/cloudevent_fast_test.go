@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/enrollstatus/enrollstatus/internal/testcorpus"
+	"github.com/enrollstatus/enrollstatus/projection"
 )
 
 // fastPathCorpus is native JSON as the generator and the fixtures make it,
@@ -238,4 +239,64 @@ func TestParseTimeFastAgrees(t *testing.T) {
 	if taken < 20000 {
 		t.Fatalf("the fast path took %d of %d canonical times", taken, len(inputs))
 	}
+}
+
+// checkFastCompletion fails when fastCompletionText takes data that
+// trackingEvent (the event bus's slow path) refuses or reads differently.
+func checkFastCompletion(t testing.TB, data string) bool {
+	t.Helper()
+	if !utf8.ValidString(data) { // the Avro decoder checks before
+		return false
+	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	fast, ok := fastCompletionText(data, at)
+	if !ok {
+		return false
+	}
+	slow, err := trackingEvent(trackingLogData{Name: CompletionEventName, Data: json.RawMessage(data)}, at)
+	if err != nil || !reflect.DeepEqual(projection.Event(fast), slow) {
+		t.Fatalf("%q\nfast %#v\nslow %#v (%v)", data, fast, slow, err)
+	}
+	return true
+}
+
+func completionDataCorpus() []string {
+	quoted := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	var out []string
+	for _, d := range []string{
+		`{"user_id": 7, "course_id": "course-v1:edX+D+1", "block_id": "block-v1:edX+D+1+type@problem+block@x", "created": "2026-01-02T03:04:05.123456+00:00"}`,
+		`{"user_id":"42","course_id":"c","block_id":"b","created":"2026-01-02"}`,
+		`{"user_id":4.2,"course_id":"c","block_id":"b","created":"2026-01-02"}`,
+		`{"user_id":null,"course_id":"c","block_id":"b","created":"2026-01-02"}`,
+		`{"User_Id":5,"user_id":6,"course_id":"c","block_id":"b","created":"2026-01-02"}`,
+		`{"user_id":5,"user_id":6,"course_id":"c","block_id":"b","created":"2026-01-02"}`,
+		`{"user_id":5,"course_id":"c\u00e9","block_id":"b","created":"2026-01-02"}`,
+		`{"user_id":01,"course_id":"c","block_id":"b","created":"2026-01-02"}`,
+		`{"user_id":7,"course_id":"c","block_id":"b","created":"2026-01-02",}`,
+		`{"user_id":7,"course_id":"c","block_id":"b","created":"2026-01-02"} x`,
+		`{"user_id":7,"course_id":"c","block_id":"b","created":"2026-01-02","extra":[1,{"a":"}"}]}`,
+		`{"user_id":7,"course_id":"a` + "\t" + `b","block_id":"b","created":"2026-01-02"}`,
+	} {
+		out = append(out, d, quoted(d), " "+d, quoted(d)+" ", `"`+d)
+	}
+	return append(out, `null`, `[]`, `""`, `"x"`, `"\u0022"`, ``, `{}`, `"{}"`)
+}
+
+func TestFastCompletionAgrees(t *testing.T) {
+	took := 0
+	for _, d := range completionDataCorpus() {
+		if checkFastCompletion(t, d) {
+			took++
+		}
+	}
+	if took < 5 {
+		t.Fatalf("the fast path took only %d completions", took)
+	}
+}
+
+func FuzzFastCompletion(f *testing.F) {
+	for _, d := range completionDataCorpus() {
+		f.Add(d)
+	}
+	f.Fuzz(func(t *testing.T, data string) { checkFastCompletion(t, data) })
 }
