@@ -139,7 +139,9 @@ func TestServeEndToEnd(t *testing.T) {
 				if len(got) > 0 {
 					nonEmpty++
 				}
-				if hdr.Get("X-Enrollstatus-Last-Event-Time") == "" {
+				// An answer with courses comes from applied events, so it
+				// says how fresh it is (an empty one may come before any).
+				if len(got) > 0 && hdr.Get("X-Enrollstatus-Last-Event-Time") == "" {
 					t.Fatalf("no freshness header on %v", hdr)
 				}
 				break

@@ -301,19 +301,27 @@ func (p *Pipeline) runRebuild(ctx context.Context, from time.Time, live bool) er
 	defer p.rm.running.Set(0)
 	start := time.Now()
 	p.progress.Store(&Progress{Running: true, Started: start, From: from})
-	p.log.Info("rebuild started", "from", from)
+	what := "rebuild"
+	if !live {
+		what = "first catch-up (bulk load)"
+	}
+	p.log.Info(what+" started", "from", from)
 
 	err := p.rebuild(ctx, from, start, live)
 	pr, _ := p.RebuildProgress()
 	pr.Running, pr.Finished = false, time.Now()
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		pr.Error = err.Error()
+		p.log.Info(what + " stopped by the shutdown; the live projection is unchanged")
+	case err != nil:
 		pr.Error = err.Error()
 		p.rm.total.WithLabelValues("failed").Inc()
-		p.log.Error("rebuild failed; the live projection is unchanged", "err", err)
-	} else {
+		p.log.Error(what+" failed; the live projection is unchanged", "err", err)
+	default:
 		pr.Ratio = 1
 		p.rm.total.WithLabelValues("succeeded").Inc()
-		p.log.Info("rebuild done: the new projection is live", "took", time.Since(start).Round(time.Millisecond),
+		p.log.Info(what+" done: the new projection is live", "took", time.Since(start).Round(time.Millisecond),
 			"messages", pr.Applied)
 	}
 	p.progress.Store(&pr)
