@@ -305,7 +305,11 @@ func (p *Pipeline) runRebuild(ctx context.Context, from time.Time, live bool) er
 	if !live {
 		what = "first catch-up (bulk load)"
 	}
-	p.log.Info(what+" started", "from", from)
+	if from.IsZero() {
+		p.log.Info(what + " started")
+	} else {
+		p.log.Info(what+" started", "from", from)
+	}
 
 	err := p.rebuild(ctx, from, start, live)
 	pr, _ := p.RebuildProgress()
