@@ -61,11 +61,12 @@ func keyPrefix(key []byte) uint64 {
 func newSorter(path string, limit int) *sorter { return &sorter{path: path, limit: limit} }
 
 // add copies a record in, spilling the run first if the record would not
-// fit. The run's buffer is allocated once, at its full size, so that it
-// never grows past the limit by doubling.
+// fit. The run's buffer and its refs are allocated once, at their full
+// size, so that neither grows past its bound by doubling: a run of small
+// records spills when its refs are full.
 func (s *sorter) add(key, value []byte) error {
 	n := uvarintLen(len(key)) + len(key) + len(value)
-	if len(s.run) > 0 && len(s.run)+n > s.limit {
+	if len(s.run) > 0 && (len(s.run)+n > s.limit || len(s.refs) == cap(s.refs)) {
 		if err := s.spill(); err != nil {
 			return err
 		}

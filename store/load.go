@@ -45,6 +45,8 @@ type Loader struct {
 
 	courseIndex map[string]uint32 // the spill encoding's table of course ids
 	courseIDs   []string
+	minUser     int64 // the range of user ids added, for memberOrder
+	maxUser     int64
 }
 
 // LoaderOptions bound a Loader's memory.
@@ -123,6 +125,10 @@ func (l *Loader) Add(b Batch) error {
 		if !ok {
 			continue
 		}
+		if l.count == 0 || id < l.minUser {
+			l.minUser = id
+		}
+		l.maxUser = max(l.maxUser, id)
 		l.buf = l.appendSpillEvent(l.buf[:0], e)
 		l.key = binary.BigEndian.AppendUint64(l.key[:0], uint64(id))
 		if err := l.events.add(l.key, l.buf); err != nil {
@@ -180,12 +186,13 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 	names := newSorter(l.st.path, l.opts.RunBytes/4)
 	defer names.close()
 	start := time.Now()
-	if res.Users, err = l.writeUsers(tx, views, members, names); err != nil {
+	if res.Users, err = l.writeUsers(tx, views, members, names, newMemberOrder(l.courseIDs, l.minUser, l.maxUser)); err != nil {
 		return res, err
 	}
 	res.UsersTime = time.Since(start)
 	defer func() { res.IndexTime = time.Since(start) - res.UsersTime }()
-	if err := tx.putSorted(members, bucketMembers, nil); err != nil {
+	order := newMemberOrder(l.courseIDs, l.minUser, l.maxUser)
+	if err := tx.putSorted(members, bucketMembers, order.entry); err != nil {
 		return res, fmt.Errorf("member index: %w", err)
 	}
 	if err := tx.putSorted(names, bucketUsernames, firstHolder); err != nil {
@@ -209,7 +216,7 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 // into batches of users' events; foldWorkers fold each user's events into a
 // record, two batches at a time; and this goroutine writes the records into
 // bbolt, in the order of the batches.
-func (l *Loader) writeUsers(tx *loadTx, views map[string]projection.CourseView, members, names *sorter) (users int, err error) {
+func (l *Loader) writeUsers(tx *loadTx, views map[string]projection.CourseView, members, names *sorter, order *memberOrder) (users int, err error) {
 	it, err := l.events.iterate()
 	if err != nil {
 		return 0, err
@@ -239,6 +246,7 @@ func (l *Loader) writeUsers(tx *loadTx, views map[string]projection.CourseView, 
 	}()
 
 	retired := []byte{} // the marker: no time, see retire
+	var memberBuf []byte
 	for result := range ordered {
 		r := <-result
 		if r.err != nil {
@@ -257,7 +265,11 @@ func (l *Loader) writeUsers(tx *loadTx, views map[string]projection.CourseView, 
 				return users, err
 			}
 			for _, c := range f.courses {
-				if err := members.add(memberKey(c, userID(f.key)), nil); err != nil {
+				var ok bool
+				if memberBuf, ok = order.appendKey(memberBuf[:0], c, userID(f.key)); !ok {
+					return users, fmt.Errorf("%w: course %q of user %d is not in the loader's table", errCorrupt, c, userID(f.key))
+				}
+				if err := members.add(memberBuf, nil); err != nil {
 					return users, err
 				}
 			}
@@ -439,6 +451,54 @@ func firstHolder(key, value []byte, last []byte) (k, v []byte, skip bool) {
 	return name, value, false
 }
 
+// memberOrder makes the member index's sort keys. memberKey's own (the
+// course id, then the user id) all begin with the same bytes ("course-v1:"),
+// so the external sort would compare every pair byte by byte; instead a
+// course's rank among the loader's course ids (in string order, which is
+// memberKey's but for ids holding a NUL) and the user id are packed into
+// eight bytes when both fit (24 and 40 bits), which the sort orders as one
+// number. entry turns a sort key back into the index's key.
+type memberOrder struct {
+	packed bool
+	ids    []string // by rank
+	rank   map[string]uint64
+	buf    []byte // entry's key, valid until the next entry
+}
+
+func newMemberOrder(courseIDs []string, minUser, maxUser int64) *memberOrder {
+	o := &memberOrder{packed: len(courseIDs) < 1<<24 && minUser >= 0 && maxUser < 1<<40}
+	if !o.packed {
+		return o
+	}
+	o.ids = slices.Sorted(slices.Values(courseIDs))
+	o.rank = make(map[string]uint64, len(o.ids))
+	for i, id := range o.ids {
+		o.rank[id] = uint64(i)
+	}
+	return o
+}
+
+// appendKey appends the sort key of course's member entry for user to b;
+// false if course is not in the table.
+func (o *memberOrder) appendKey(b []byte, course string, user int64) ([]byte, bool) {
+	if !o.packed {
+		return append(b, memberKey(course, user)...), true
+	}
+	r, ok := o.rank[course]
+	return binary.BigEndian.AppendUint64(b, r<<40|uint64(user)), ok
+}
+
+// entry is putSorted's settle: the index's key of a sort key.
+func (o *memberOrder) entry(key, value, _ []byte) (k, v []byte, skip bool) {
+	if !o.packed {
+		return key, value, false
+	}
+	x := binary.BigEndian.Uint64(key)
+	o.buf = append(append(o.buf[:0], o.ids[x>>40]...), 0)
+	o.buf = binary.BigEndian.AppendUint64(o.buf, x&(1<<40-1))
+	return o.buf, value, false
+}
+
 // loadTx is the write transaction a Loader fills, committed and begun anew
 // every limit bytes.
 type loadTx struct {
@@ -506,10 +566,11 @@ func (t *loadTx) putSorted(s *sorter, bucket []byte,
 			}
 			last = append(last[:0], k...)
 		}
-		// bbolt keeps both until the commit. The transaction may be a new
-		// one after each record, so the bucket is looked up in the current
-		// one (bbolt caches it, FillPercent included).
-		if err := t.tx.Bucket(bucket).Put(bytes.Clone(k), bytes.Clone(v)); err != nil {
+		// bbolt copies the key and keeps the value until the commit. The
+		// transaction may be a new one after each record, so the bucket is
+		// looked up in the current one (bbolt caches it, FillPercent
+		// included).
+		if err := t.tx.Bucket(bucket).Put(k, bytes.Clone(v)); err != nil {
 			return err
 		}
 		if err := t.wrote(len(k) + len(v) + 16); err != nil {

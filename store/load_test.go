@@ -41,11 +41,16 @@ func loadInBatches(t testing.TB, s *store.Store, rng *rand.Rand, events []projec
 
 // TestLoaderMatchesApply: a loader fed a shuffled history with duplicates
 // builds the very file Apply builds, batch after batch, from the same events,
-// whether the events fit one in-memory run or spill into many.
+// whether the events fit one in-memory run or spill into many, and whether
+// the user ids fit the member index's packed sort keys or not (the last
+// seeds' are beyond 2^40).
 func TestLoaderMatchesApply(t *testing.T) {
 	for seed := range uint64(12) {
 		rng := rand.New(rand.NewPCG(seed, 43))
 		history := reference.RandomHistory(rng, 30, 8, 600, now)
+		if seed >= 10 {
+			history = shiftUsers(history, 1<<41)
+		}
 		model := &reference.Model{Events: history}
 
 		applied := MustOpen(t)
@@ -183,4 +188,28 @@ func TestLoaderUsernameClaims(t *testing.T) {
 	if len(diffs) != 1 || diffs[0].Bucket != "usernames" {
 		t.Fatalf("differences from Apply: %v", diffs)
 	}
+}
+
+// shiftUsers returns the history with every user id moved by d.
+func shiftUsers(history []projection.Event, d int64) []projection.Event {
+	out := make([]projection.Event, len(history))
+	for i, e := range history {
+		switch e := e.(type) {
+		case projection.Enrollment:
+			e.UserID += d
+			out[i] = e
+		case projection.Completion:
+			e.UserID += d
+			out[i] = e
+		case projection.UserInfo:
+			e.UserID += d
+			out[i] = e
+		case projection.Retirement:
+			e.UserID += d
+			out[i] = e
+		default:
+			out[i] = e
+		}
+	}
+	return out
 }
