@@ -37,7 +37,9 @@ func (c *Consumer) readPartition(ctx context.Context, pos Position, next int64) 
 	// decoding. A slice goes as soon as it is full or the partition is read
 	// up to its high watermark. While the reader waits for more with items in
 	// hand, it waits at most BatchWait: offsets the high watermark counts but
-	// no fetch returns (transaction markers) must not hold them back.
+	// no fetch returns must not hold them back (kafka-go v0.4.51 returns
+	// even transaction markers, see isControlRecord; a client that hid them
+	// would leave such offsets).
 	var (
 		headers []Header // the decoder's view of a message's headers, reused
 		buf     = c.itemSlice()
