@@ -148,16 +148,7 @@ func TestFirstCatchUpBulkLoads(t *testing.T) {
 	pl, reg, stop := h.start(path, bulk)
 	waitFor(t, "ready", func() bool { return pl.Ready() == nil && appliedOf(pl) == uint64(len(msgs)) })
 	// The replica's consumer metrics count what the load applied.
-	var counted float64
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "enrollstatus_events_total" {
-			for _, m := range mf.GetMetric() {
-				counted += m.GetCounter().GetValue()
-			}
-		}
-	}
-	if counted != float64(len(msgs)) {
+	if counted := counterValue(t, reg, "enrollstatus_events_total"); counted != float64(len(msgs)) {
 		t.Fatalf("enrollstatus_events_total sums to %v after the first catch-up, want %d", counted, len(msgs))
 	}
 	pr, ok := pl.RebuildProgress()
@@ -269,7 +260,7 @@ func TestRebuildWhileServing(t *testing.T) {
 	}
 }
 
-// counterValue returns the first series of a counter family in reg.
+// counterValue returns a counter family in reg, summed over its series.
 func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
 	mfs, err := reg.Gather()
@@ -278,7 +269,11 @@ func counterValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name && len(mf.GetMetric()) > 0 {
-			return mf.GetMetric()[0].GetCounter().GetValue()
+			var sum float64
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+			return sum
 		}
 	}
 	t.Fatalf("no metric %s", name)

@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -272,26 +271,12 @@ func (s *ingestSetup) newReplica(bin string, bulk bool) (workerResult, error) {
 	}
 	defer c.stop()
 	rss := startRSSSampler(c.pid(), 100*time.Millisecond)
-	client := &http.Client{Timeout: 2 * time.Second}
-	for {
-		if done, err := c.exited(); done {
-			rss.stop()
-			return r, fmt.Errorf("enrollstatus serve exited (%v); see %s", err, c.log)
-		}
-		if time.Since(start) > 10*time.Minute {
-			rss.stop()
-			return r, fmt.Errorf("enrollstatus serve not ready after 10 minutes; see %s", c.log)
-		}
-		if resp, err := client.Get("http://" + addr + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	err = waitHTTP(c, "http://"+addr+"/readyz", 10*time.Minute)
 	r.Seconds = time.Since(start).Seconds()
 	r.PeakAnon = rss.stop().PeakAnon
+	if err != nil {
+		return r, err
+	}
 	r.Rate = float64(s.expect) / r.Seconds
 	return r, nil
 }

@@ -76,7 +76,9 @@ func (c *child) exited() (bool, error) {
 	}
 }
 
-// waitHTTP waits until GET url answers 200, the child exits, or the timeout.
+// waitHTTP waits until GET url answers 200, the child exits, or the
+// timeout; it asks every 20 ms, so that it can time how long a child takes
+// to turn ready.
 func waitHTTP(c *child, url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	client := &http.Client{Timeout: 2 * time.Second}
@@ -91,7 +93,7 @@ func waitHTTP(c *child, url string, timeout time.Duration) error {
 				return nil
 			}
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	return fmt.Errorf("%s not ready after %v; see %s", url, timeout, c.log)
 }
