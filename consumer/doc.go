@@ -10,8 +10,10 @@
 // the sink (the store) holds, not from offsets committed to the broker. New
 // partitions are discovered by polling metadata; the same poll reads end
 // offsets, which give the lag, the start-up catch-up target and whether the
-// brokers are reachable. Messages are decoded in the readers, in parallel, and
-// applied by one goroutine in batches bounded by size and time.
+// brokers are reachable. Messages are decoded in the readers, in parallel,
+// handed over a partition's slice at a time, and applied by one goroutine in
+// batches bounded by size and time. Transaction markers, which kafka-go
+// hands over like messages, are recognised and ignored.
 //
 // # Formats
 //
@@ -32,5 +34,6 @@
 //
 // If a stored offset has fallen out of the log (retention), kafka-go resumes
 // from the first offset still there: the consumer logs it as an error and
-// counts it, and the operator must rebuild or restore a snapshot.
+// counts it, and the operator must rebuild or restore a snapshot. kafka-go
+// does not filter the records of aborted transactions: they are applied.
 package consumer

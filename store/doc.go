@@ -31,7 +31,8 @@
 // (spilling sorted runs to unlinked temporary files), then writes each record
 // once, in key order, and the username and member indexes after them, also
 // in key order. The merges being order-independent, the file holds what
-// Apply would have built from the same events.
+// Apply would have built from the same events. A new replica's first
+// catch-up is such a load too (internal/pipeline).
 //
 // # Caveats
 //
