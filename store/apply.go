@@ -36,6 +36,8 @@ type ApplyResult struct {
 // offsets and the freshness marks. Apply is not safe for concurrent use: the
 // store has one writer. Invalid events must be filtered out before.
 func (s *Store) Apply(b Batch) (res ApplyResult, err error) {
+	s.beginWrite()
+	defer s.endWrite()
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		w := newWriter(tx)
 		var err error

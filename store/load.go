@@ -164,6 +164,8 @@ type LoadResult struct {
 func (l *Loader) Finish() (res LoadResult, err error) {
 	defer l.Close()
 	res.Events, res.Runs = l.count, l.events.runCount()
+	l.st.beginWrite()
+	defer l.st.endWrite()
 	tx := &loadTx{db: l.st.db, limit: l.opts.TxBytes}
 	defer tx.rollback()
 	if err := tx.begin(); err != nil {

@@ -12,41 +12,56 @@ import (
 	"github.com/enrollstatus/enrollstatus/projection"
 )
 
-// The query path's read: one read transaction, the username index, one
+// The query path's read: one read transaction (the view shared by the
+// queries between two writes, see view.go), the username index, one
 // record decoded in place (strings are views of bbolt's page memory, valid
 // while the transaction is open) straight into the status, and only the
 // strings of the answer copied out, in one allocation. The freshness is
 // read once per committed transaction, not once per query.
 
-// statusRead answers Status.
+// statusRead answers Status, from the shared view when there is one.
 func (s *Store) statusRead(username string, now time.Time) ([]projection.Status, projection.Freshness, error) {
 	lower := projection.LowerUsername(username)
+	// A read-only view of lower: bbolt neither keeps nor modifies the key.
+	key := unsafe.Slice(unsafe.StringData(lower), len(lower))
+	if v := s.acquireView(); v != nil {
+		defer v.mu.RUnlock()
+		c := v.cursors.Get().(*viewCursors)
+		defer v.cursors.Put(c)
+		st, err := s.statusOf(c.usernames, c.users, key, now)
+		return st, v.fresh, err
+	}
 	tx, err := s.db.Begin(false)
 	if err != nil {
 		return nil, projection.Freshness{}, err
 	}
 	defer tx.Rollback()
-	fresh := s.freshness(tx)
-	// A read-only view of lower: bbolt neither keeps nor modifies the key.
-	id := tx.Bucket(bucketUsernames).Get(unsafe.Slice(unsafe.StringData(lower), len(lower)))
+	st, err := s.statusOf(tx.Bucket(bucketUsernames).Cursor(), tx.Bucket(bucketUsers).Cursor(), key, now)
+	return st, s.freshness(tx), err
+}
+
+// statusOf looks lower up in the username index and the record it names,
+// and computes the answer.
+func (s *Store) statusOf(usernames, users *bolt.Cursor, lower []byte, now time.Time) ([]projection.Status, error) {
+	id := seekExact(usernames, lower)
 	if id == nil {
-		return nil, fresh, nil
+		return nil, nil
 	}
-	v := tx.Bucket(bucketUsers).Get(id)
+	v := seekExact(users, id)
 	if v == nil {
-		return nil, fresh, nil
+		return nil, nil
 	}
 	name, st, err := statusOfRecord(v, now, s.policy)
 	if err != nil {
-		return nil, fresh, fmt.Errorf("user %d: %w", userID(id), err)
+		return nil, fmt.Errorf("user %d: %w", userID(id), err)
 	}
 	// The index follows the record's username; a mismatch would be a bug,
 	// and answering another user's data is the worst one.
-	if projection.LowerUsername(name) != lower {
-		return nil, fresh, nil
+	if projection.LowerUsername(name) != string(lower) {
+		return nil, nil
 	}
 	detachStatus(st)
-	return st, fresh, nil
+	return st, nil
 }
 
 // statusOfRecord is decodeUser(v) then User.Status(now, p), without

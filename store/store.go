@@ -77,6 +77,7 @@ type Store struct {
 	policy projection.Policy
 	path   string
 	fresh  freshPointer // see read.go
+	views  views        // see view.go
 }
 
 // Open opens or creates the projection file at path.
@@ -148,7 +149,10 @@ func (s *Store) checkFormat(tx *bolt.Tx) error {
 }
 
 // Close closes the file. Reads in flight finish first.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.beginWrite() // closes the view; none opens again
+	return s.db.Close()
+}
 
 // Path is the file's path.
 func (s *Store) Path() string { return s.path }
