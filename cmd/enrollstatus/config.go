@@ -59,6 +59,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	MemoryLimitMiB  int
 	BulkLoadEmpty   bool
+	PprofAddr       string
 }
 
 // DefaultTopics are the topics an LMS with EVENT_BUS_TOPIC_PREFIX=dev
@@ -146,6 +147,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", c.ShutdownTimeout, "deadline for a graceful shutdown")
 	fs.IntVar(&c.MemoryLimitMiB, "memory-limit-mib", c.MemoryLimitMiB, "the Go runtime's soft memory limit in MiB (GOMEMLIMIT wins when set); 0: none")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "address of a listener serving Go's profiles (net/http/pprof, /debug/pprof/), apart from the API and without authentication: keep it on loopback; empty: off")
 	fs.BoolVar(&c.BulkLoadEmpty, "bulk-load-empty", c.BulkLoadEmpty, "catch an empty projection (a new replica) up with a rebuild's bulk load into a new file, swapped in when it reached the head; false: batch by batch from the start")
 }
 

@@ -8,6 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"time"
@@ -98,6 +100,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *s
 		return nil
 	})
 	g.Go(func() error { return srv.Serve(ln) })
+	if cfg.PprofAddr != "" {
+		if err := servePprof(gctx, g, cfg.PprofAddr, log); err != nil {
+			return err
+		}
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		log.Info("shutting down", "deadline", cfg.ShutdownTimeout)
@@ -121,6 +128,35 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *s
 	err = g.Wait()
 	log.Info("stopped", "err", err)
 	return err
+}
+
+// servePprof serves Go's profiles on addr until ctx ends: an operator's
+// tool, off unless --pprof-addr is set, on a listener of its own so that it
+// never shares the API's address, limits or metrics.
+func servePprof(ctx context.Context, g *errgroup.Group, addr string, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s (--pprof-addr): %w", addr, err)
+	}
+	log.Info("profiles listening", "component", "pprof", "addr", ln.Addr().String())
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	g.Go(func() error {
+		<-ctx.Done()
+		return srv.Close()
+	})
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("pprof: %w", err)
+		}
+		return nil
+	})
+	return nil
 }
 
 func registerBuildInfo(reg prometheus.Registerer) {

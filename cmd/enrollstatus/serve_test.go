@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -30,8 +31,9 @@ type answer struct {
 }
 
 // startService runs serve against broker until the test ends or stop is
-// called; stop returns serve's result.
-func startService(t *testing.T, broker string, topics []string, dataDir string) (svc *service, stop func() error) {
+// called; stop returns serve's result. Each of with changes the
+// configuration last.
+func startService(t *testing.T, broker string, topics []string, dataDir string, with ...func(*Config)) (svc *service, stop func() error) {
 	t.Helper()
 	cfg := DefaultConfig()
 	cfg.DataDir = dataDir
@@ -42,6 +44,9 @@ func startService(t *testing.T, broker string, topics []string, dataDir string) 
 	cfg.PollInterval = 200 * time.Millisecond
 	cfg.BatchWait = 20 * time.Millisecond
 	cfg.ShutdownTimeout = 10 * time.Second
+	for _, f := range with {
+		f(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan *service, 1)
 	done := make(chan error, 1)
@@ -240,6 +245,46 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("store not closed cleanly: %v", err)
 	}
 	st.Close()
+}
+
+// TestPprofListener: --pprof-addr serves Go's profiles on its own
+// listener, which closes with the service; the API's address does not
+// serve them.
+func TestPprofListener(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "dev-enrollstatus-events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cluster.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	svc, stop := startService(t, cluster.ListenAddrs()[0], []string{"dev-enrollstatus-events"}, t.TempDir(),
+		func(c *Config) { c.PprofAddr = addr })
+	status := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := status("http://" + addr + "/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile") {
+		t.Fatalf("pprof listener: %d %.200s", code, body)
+	}
+	if code, _ := status("http://" + svc.httpAddr + "/debug/pprof/"); code != http.StatusNotFound {
+		t.Fatalf("the API's address answers /debug/pprof/ with %d, want 404", code)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := status("http://" + addr + "/debug/pprof/"); code != 0 {
+		t.Fatalf("pprof listener still answers after shutdown: %d %.100s", code, body)
+	}
 }
 
 func TestFlagsAndEnvironment(t *testing.T) {
