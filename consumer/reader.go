@@ -23,7 +23,11 @@ func (c *Consumer) readPartition(ctx context.Context, pos Position, next int64) 
 		ReadBackoffMax: 2 * time.Second,
 		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { c.readerError(pos, msg, args...) }),
 	})
-	defer r.Close()
+	// kafka-go's Close waits for the reader's fetch in flight, which at the
+	// head is a long poll of up to MaxWait: close in the background, so
+	// that stopping a consumer (a bulk load that reached the head, a swap,
+	// a shutdown) does not wait for it. Nothing is read after this returns.
+	defer func() { go r.Close() }()
 	start := next
 	if start == 0 {
 		start = kafka.FirstOffset

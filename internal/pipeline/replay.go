@@ -125,7 +125,7 @@ func (r *Replayer) load(ctx context.Context) error {
 	defer stop()
 	ran := make(chan error, 1)
 	go func() { ran <- c.Run(lctx) }()
-	t := time.NewTicker(50 * time.Millisecond)
+	t := time.NewTicker(waitCheck)
 	defer t.Stop()
 	for caughtUp := false; !caughtUp; {
 		select {
@@ -246,11 +246,16 @@ func (r *Replayer) WaitPast(ctx context.Context, offsets map[store.Partition]int
 }
 
 func (r *Replayer) wait(ctx context.Context, report func(Progress), done func() bool) error {
-	t := time.NewTicker(500 * time.Millisecond)
-	defer t.Stop()
+	// done is checked every few milliseconds, so that a replay that is done
+	// does not wait for the next report; progress is reported every half
+	// second.
+	check := time.NewTicker(waitCheck)
+	defer check.Stop()
+	var reported time.Time
 	for {
-		if report != nil {
+		if report != nil && time.Since(reported) >= reportEvery {
 			report(r.Progress())
+			reported = time.Now()
 		}
 		if done() {
 			return nil
@@ -267,10 +272,16 @@ func (r *Replayer) wait(ctx context.Context, report func(Progress), done func() 
 				err = fmt.Errorf("replay stopped")
 			}
 			return err
-		case <-t.C:
+		case <-check.C:
 		}
 	}
 }
+
+// How often a replay checks whether it is done, and reports its progress.
+const (
+	waitCheck   = 5 * time.Millisecond
+	reportEvery = 500 * time.Millisecond
+)
 
 // isFailure tells a stopped partition (poison under policy fail) from
 // ordinary catching up.

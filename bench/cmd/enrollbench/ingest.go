@@ -108,7 +108,7 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 	courses := fs.Int("courses", 500, "synthetic courses")
 	partitions := fs.Int("partitions", 3, "partitions per topic")
 	reps := fs.Int("reps", 2, "raw/e2e repetitions, interleaved (the best of each is kept)")
-	sweep := fs.String("batch-sizes", "100,250,500,1000,2000,5000,10000,20000", "batch sizes of the sweep (catch-up batches off)")
+	sweep := fs.String("batch-sizes", "100,250,500,1000,2000,5000,10000,20000", "batch sizes of the sweep (catch-up batches off); empty: none")
 	writesSweep := fs.String("catch-up-writes", "4096,8192,16384,32768", "catch-up max writes of the second sweep (defaults otherwise); empty: none")
 	out := fs.String("out", ".cache/bench/results/ingest.json", "results file")
 	profiles := fs.String("profiles", "", "directory for CPU profiles of the workers")
@@ -116,6 +116,14 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 	bin := fs.String("bin", ".cache/bench/bin/enrollstatus", "enrollstatus binary (for the new replica's catch-up); empty: not measured")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	batchSizes, err := intList(*sweep)
+	if err != nil {
+		return fmt.Errorf("-batch-sizes: %w", err)
+	}
+	maxWrites, err := intList(*writesSweep)
+	if err != nil {
+		return fmt.Errorf("-catch-up-writes: %w", err)
 	}
 	began := time.Now()
 	ctx := baseCtx
@@ -154,25 +162,14 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	for _, f := range strings.Split(*sweep, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil {
-			return err
-		}
+	for _, n := range batchSizes {
 		r, err := s.worker("e2e", n, stderr)
 		if err != nil {
 			return err
 		}
 		rep.Sweep = append(rep.Sweep, r)
 	}
-	for _, f := range strings.Split(*writesSweep, ",") {
-		if strings.TrimSpace(f) == "" {
-			continue
-		}
-		n, err := strconv.Atoi(strings.TrimSpace(f))
-		if err != nil {
-			return err
-		}
+	for _, n := range maxWrites {
 		r, err := s.worker("e2e", 0, stderr, "-catch-up-max-writes", strconv.Itoa(n))
 		if err != nil {
 			return err
@@ -187,6 +184,22 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprint(stdout, ingestMarkdown(rep))
 	return nil
+}
+
+// intList parses a comma-separated list of integers; empty: none.
+func intList(s string) ([]int, error) {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }
 
 func bestRate(rs []workerResult) workerResult {
@@ -263,7 +276,11 @@ func (s *ingestSetup) newReplica(bin string, bulk bool) (workerResult, error) {
 		return r, err
 	}
 	start := time.Now()
-	c, err := startChild(filepath.Join(s.cache, "logs", "new-replica.log"), bin, "serve", "--brokers", s.broker.Addr,
+	logName := "new-replica-batches.log"
+	if bulk {
+		logName = "new-replica-bulk.log"
+	}
+	c, err := startChild(filepath.Join(s.cache, "logs", logName), bin, "serve", "--brokers", s.broker.Addr,
 		"--topics", strings.Join(s.broker.Topics, ","), "--data-dir", dir, "--http-addr", addr,
 		"--jwt-secret", benchSecret, "--log-level", "info", "--bulk-load-empty="+strconv.FormatBool(bulk))
 	if err != nil {
