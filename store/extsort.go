@@ -24,9 +24,10 @@ type sorter struct {
 	path  string // temporary files are created next to it
 	limit int    // bytes of a run in memory
 
-	run  []byte    // records of the run being collected
-	refs []sortRef // where they are in run
-	runs []*os.File
+	run     []byte    // records of the run being collected
+	refs    []sortRef // where they are in run
+	scratch []sortRef // sortRefs' second buffer, as long as refs can be
+	runs    []*os.File
 }
 
 // A run holds its records as the key's length (uvarint), the key, the
@@ -113,16 +114,84 @@ func (s *sorter) compare(a, b sortRef) int {
 // and returns them: the first half holds the records added first.
 func (s *sorter) sortRun() (first, second []sortRef) {
 	const parallelFrom = 1 << 14 // records: below, one goroutine does
+	if cap(s.scratch) < len(s.refs) {
+		s.scratch = make([]sortRef, cap(s.refs))
+	}
 	if len(s.refs) < parallelFrom {
-		slices.SortFunc(s.refs, s.compare)
+		s.sortRefs(s.refs, s.scratch[:len(s.refs)])
 		return s.refs, nil
 	}
-	first, second = s.refs[:len(s.refs)/2], s.refs[len(s.refs)/2:]
+	h := len(s.refs) / 2
+	first, second = s.refs[:h], s.refs[h:]
 	var wg sync.WaitGroup
-	wg.Go(func() { slices.SortFunc(first, s.compare) })
-	slices.SortFunc(second, s.compare)
+	wg.Go(func() { s.sortRefs(first, s.scratch[:h]) })
+	s.sortRefs(second, s.scratch[h:len(s.refs)])
 	wg.Wait()
 	return first, second
+}
+
+// sortRefs puts refs, which are in the order their records were added, in
+// the order compare gives, using scratch (as long as refs): a stable LSD
+// radix sort on the prefixes, a byte at a time, skipping the bytes all
+// prefixes share (most of them, for user ids), then, within each group of
+// equal prefixes, a stable sort by key where a key is not exactly those
+// eight bytes. It does in a few linear passes what a comparison sort did in
+// n log n comparisons.
+func (s *sorter) sortRefs(refs, scratch []sortRef) {
+	if len(refs) < 2 {
+		return
+	}
+	var counts [8][256]int
+	for _, r := range refs {
+		for d := range 8 {
+			counts[d][byte(r.prefix>>(8*d))]++
+		}
+	}
+	src, dst := refs, scratch
+	for d := range 8 {
+		c := &counts[d]
+		if c[byte(refs[0].prefix>>(8*d))] == len(refs) {
+			continue // every prefix has this byte: nothing to order
+		}
+		var offs [256]int
+		sum := 0
+		for b, n := range c {
+			offs[b], sum = sum, sum+n
+		}
+		for _, r := range src {
+			b := byte(r.prefix >> (8 * d))
+			dst[offs[b]] = r
+			offs[b]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &refs[0] {
+		copy(refs, src)
+	}
+	// Ties: keys that are not their prefix's eight bytes.
+	for i := 0; i < len(refs); {
+		j := i + 1
+		for j < len(refs) && refs[j].prefix == refs[i].prefix {
+			j++
+		}
+		if j-i > 1 && !s.allEightBytes(refs[i:j]) {
+			slices.SortStableFunc(refs[i:j], func(a, b sortRef) int {
+				return bytes.Compare(a.key(s.run), b.key(s.run))
+			})
+		}
+		i = j
+	}
+}
+
+// allEightBytes reports whether every ref's key is 8 bytes long (a
+// record's key length is its first byte): then the prefixes are the keys.
+func (s *sorter) allEightBytes(refs []sortRef) bool {
+	for _, r := range refs {
+		if s.run[r.off] != 8 {
+			return false
+		}
+	}
+	return true
 }
 
 func (s *sorter) spill() error {
@@ -163,7 +232,7 @@ func (s *sorter) close() error {
 	for _, f := range s.runs {
 		errs = append(errs, f.Close())
 	}
-	s.runs, s.run, s.refs = nil, nil, nil
+	s.runs, s.run, s.refs, s.scratch = nil, nil, nil, nil
 	return errors.Join(errs...)
 }
 

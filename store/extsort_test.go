@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
@@ -26,10 +27,7 @@ func TestSorterOrders(t *testing.T) {
 		}
 		var want []string
 		for i := range n {
-			k := make([]byte, rng.IntN(12)) // empty keys and NULs included
-			for j := range k {
-				k[j] = byte(rng.IntN(4))
-			}
+			k := randomSortKey(rng, i)
 			v := fmt.Appendf(nil, "v%d", i)
 			if err := s.add(k, v); err != nil {
 				t.Fatal(err)
@@ -72,5 +70,27 @@ func TestSorterOrders(t *testing.T) {
 			t.Fatalf("limit 1: %d runs, want %d", s.runCount(), n)
 		}
 		s.close()
+	}
+}
+
+// randomSortKey is a key of one of three shapes, in turns: short keys of
+// few byte values (empty keys and NULs included: zero-padded prefixes tie
+// with longer keys), 8-byte keys of any byte value in every position, and
+// the same with a byte more (ties of prefix between both), few enough
+// values of each that equal keys are many.
+func randomSortKey(rng *rand.Rand, i int) []byte {
+	switch i % 3 {
+	case 0:
+		k := make([]byte, rng.IntN(12))
+		for j := range k {
+			k[j] = byte(rng.IntN(4))
+		}
+		return k
+	default:
+		k := binary.BigEndian.AppendUint64(nil, uint64(rng.IntN(256))<<56|uint64(rng.IntN(2))<<32|uint64(rng.IntN(3)))
+		if i%3 == 2 {
+			k = append(k, byte(rng.IntN(3)))
+		}
+		return k
 	}
 }
