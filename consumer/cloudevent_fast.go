@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/enrollstatus/enrollstatus/internal/jsonscan"
@@ -460,8 +461,17 @@ func firstKey(c jcur) string {
 type trackingRead struct {
 	name  []byte
 	stamp time.Time
-	raw   []byte // the tracking log's data, a JSON string or object
+	// data is the tracking log's data: a JSON object, or the value of the
+	// JSON string that holds one (the LMS sends a string), unescaped as it
+	// was read into text, a buffer of textPool.
+	data []byte
+	text *[]byte
 }
+
+// textPool holds the buffers tracking logs' data strings are unescaped
+// into: the completion read from one copies what it keeps, so the buffer
+// serves the next message.
+var textPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // fastTrackingData reads the data of a tracking event as cloudEventData
 // and trackingEvent do.
@@ -487,7 +497,14 @@ func readTrackingData(c *jcur) (t trackingRead, ok bool) {
 			case 1:
 				t.stamp, ok = c.time()
 			case 2:
-				t.raw, ok = c.skip()
+				if c.peek() != '"' {
+					t.data, ok = c.skip()
+					break
+				}
+				t.text = textPool.Get().(*[]byte)
+				var end int
+				t.data, end, ok = jsonscan.AppendSimple((*t.text)[:0], c.b, c.i)
+				c.i = end
 			}
 			return ok
 		})
@@ -495,15 +512,22 @@ func readTrackingData(c *jcur) (t trackingRead, ok bool) {
 	return t, ok && seen
 }
 
-// event is the tracking event a CloudEvent of time at carries.
+// event is the tracking event a CloudEvent of time at carries. It is
+// called once: the buffer of t's data goes back to its pool.
 func (t trackingRead) event(at time.Time) (projection.Event, string, bool) {
+	if t.text != nil {
+		defer func() {
+			*t.text = t.data[:0] // kept if it grew
+			textPool.Put(t.text)
+		}()
+	}
 	if string(t.name) != CompletionEventName {
 		return nil, fmt.Sprintf("tracking event %q", truncate(string(t.name), 100)), true
 	}
 	if at.IsZero() {
 		at = t.stamp
 	}
-	comp, ok := fastCompletion(t.raw, at)
+	comp, ok := completionObject(t.data, at)
 	if !ok {
 		return nil, "", false
 	}
@@ -514,16 +538,7 @@ func (t trackingRead) event(at time.Time) (projection.Event, string, bool) {
 // (an event-bus record's tracking log): false unless it is a JSON object or
 // exactly one valid JSON string token.
 func fastCompletionText(data string, at time.Time) (projection.Completion, bool) {
-	raw := []byte(data)
-	whole := len(raw) > 0 && raw[0] == '{'
-	if len(raw) > 0 && raw[0] == '"' {
-		end, _, ok := jsonscan.String(raw, 0)
-		whole = ok && end == len(raw)
-	}
-	if !whole {
-		return projection.Completion{}, false
-	}
-	return fastCompletion(raw, at)
+	return fastCompletion([]byte(data), at) // which validates all it takes
 }
 
 // fastCompletion reads the data of a block completion's tracking log, a
@@ -531,14 +546,19 @@ func fastCompletionText(data string, at time.Time) (projection.Completion, bool)
 // trackingEvent does, into a completion at time at; false where it might
 // read differently or refuse. A string must be one valid JSON string token.
 func fastCompletion(raw []byte, at time.Time) (projection.Completion, bool) {
-	var comp projection.Completion
 	if len(raw) > 0 && raw[0] == '"' {
-		s, ok := unescapeSimple(raw)
-		if !ok {
-			return comp, false
+		s, end, ok := jsonscan.AppendSimple(make([]byte, 0, len(raw)), raw, 0)
+		if !ok || end != len(raw) {
+			return projection.Completion{}, false
 		}
 		raw = s // validated as it is read below
 	}
+	return completionObject(raw, at)
+}
+
+// completionObject is fastCompletion for the object itself.
+func completionObject(raw []byte, at time.Time) (projection.Completion, bool) {
+	var comp projection.Completion
 	p := jcur{b: raw}
 	ok := p.fields(completionFields, func(i int) bool {
 		var ok bool
@@ -559,41 +579,6 @@ func fastCompletion(raw []byte, at time.Time) (projection.Completion, bool) {
 	}
 	comp.Time = at
 	return comp, true
-}
-
-// unescapeSimple returns the value of a JSON string token, already
-// validated, whose escapes are all single-character ones (no \u), and
-// false otherwise.
-func unescapeSimple(tok []byte) ([]byte, bool) {
-	if len(tok) < 2 || tok[0] != '"' || tok[len(tok)-1] != '"' {
-		return nil, false
-	}
-	in := tok[1 : len(tok)-1]
-	out := make([]byte, 0, len(in))
-	for {
-		i := bytes.IndexByte(in, '\\')
-		if i < 0 || i+1 >= len(in) {
-			return append(out, in...), i < 0
-		}
-		out = append(out, in[:i]...)
-		switch c := in[i+1]; c {
-		case '"', '\\', '/':
-			out = append(out, c)
-		case 'b':
-			out = append(out, '\b')
-		case 'f':
-			out = append(out, '\f')
-		case 'n':
-			out = append(out, '\n')
-		case 'r':
-			out = append(out, '\r')
-		case 't':
-			out = append(out, '\t')
-		default:
-			return nil, false
-		}
-		in = in[i+2:]
-	}
 }
 
 var (

@@ -211,6 +211,46 @@ func String(b []byte, i int) (end int, escaped, ok bool) {
 	return i, false, false
 }
 
+// AppendSimple validates the string token that starts at b[i] (its opening
+// quote) as String does, appends its value to dst and returns the index
+// just past its closing quote: one pass where String and an unescape took
+// two. Bytes that are not valid UTF-8 are appended as they are (where
+// encoding/json puts U+FFFD). It gives up (ok false) on a \u escape as on an invalid token: a
+// caller that meets one takes a path that decodes it.
+func AppendSimple(dst, b []byte, i int) (out []byte, end int, ok bool) {
+	i++ // opening quote
+	run := i
+	for i < len(b) {
+		c := b[i]
+		if plainByte[c] {
+			i++
+			continue
+		}
+		switch c {
+		case '"':
+			return append(dst, b[run:i]...), i + 1, true
+		case '\\':
+			if i+1 >= len(b) {
+				return dst, i, false
+			}
+			e := simpleEscape[b[i+1]]
+			if e == 0 {
+				return dst, i, false // \u, or not an escape
+			}
+			dst = append(append(dst, b[run:i]...), e)
+			i += 2
+			run = i
+		default: // a control character
+			return dst, i, false
+		}
+	}
+	return dst, i, false
+}
+
+// simpleEscape maps the byte after a backslash to what the escape stands
+// for, zero for \u and for what is not an escape.
+var simpleEscape = [256]byte{'"': '"', '\\': '\\', '/': '/', 'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}
+
 func isHex(c byte) bool {
 	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/enrollstatus/enrollstatus/internal/testcorpus"
 )
@@ -112,4 +113,64 @@ func TestSkipDepth(t *testing.T) {
 			t.Errorf("Skip(%q, %d) = %d, %v; want %d, %v", tc.in, tc.maxDepth, end, ok, tc.end, tc.ok)
 		}
 	}
+}
+
+// checkAppendSimple holds AppendSimple to String and encoding/json: on the
+// string token at the start of b it takes exactly what String takes that
+// holds no \u escape, ends where String ends, and appends the value
+// encoding/json decodes (after what dst held), when the token is valid
+// UTF-8 (encoding/json puts U+FFFD for bytes that are not; AppendSimple
+// keeps them, and its callers refuse them later).
+func checkAppendSimple(t *testing.T, b []byte) {
+	t.Helper()
+	if len(b) == 0 || b[0] != '"' {
+		return
+	}
+	end, _, valid := String(b, 0)
+	simple := valid && !hasUnicodeEscape(b[:end])
+	dst := []byte("kept:")
+	out, gotEnd, ok := AppendSimple(dst, b, 0)
+	if ok != simple {
+		t.Fatalf("AppendSimple(%q) ok=%v, String valid=%v (simple %v)", b, ok, valid, simple)
+	}
+	if !ok {
+		return
+	}
+	if !utf8.Valid(b[:end]) {
+		return
+	}
+	var want string
+	if err := json.Unmarshal(b[:end], &want); err != nil {
+		t.Fatalf("%q: String took it, encoding/json did not: %v", b[:end], err)
+	}
+	if gotEnd != end || string(out) != "kept:"+want {
+		t.Fatalf("AppendSimple(%q) = %q, end %d; want %q, end %d", b, out, gotEnd, "kept:"+want, end)
+	}
+}
+
+func TestAppendSimple(t *testing.T) {
+	for _, s := range []string{`""`, `"a"`, `"a\"b"`, `"\\\/\b\f\n\r\t"`, `"x\u0041"`, `"\x"`, `"a`, `"a\`,
+		"\"a\x01\"", `"\"\"" tail`, `"é ü 日本"`, `"{\"course_id\":\"course-v1:X+Y+Z\"}"`, "\"\xff\"", `"\`} {
+		checkAppendSimple(t, []byte(s))
+	}
+}
+
+func FuzzAppendSimple(f *testing.F) {
+	for _, s := range []string{`"a\"b"`, `"\n"`, `"x\u0041"`, `"\\"`, "\"\x1f\""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkAppendSimple(t, b) })
+}
+
+// hasUnicodeEscape reports whether a valid string token holds a \u escape.
+func hasUnicodeEscape(tok []byte) bool {
+	for i := 0; i < len(tok); i++ {
+		if tok[i] == '\\' {
+			if tok[i+1] == 'u' {
+				return true
+			}
+			i++
+		}
+	}
+	return false
 }
