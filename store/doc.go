@@ -18,10 +18,14 @@
 //
 // # Reads
 //
-// A status query is one short read transaction: an index lookup and one record
-// decode, whatever the number of users or events. Course metadata is copied
-// into each member's record when it changes (fan-out on write), so a query
-// never joins.
+// A status query is an index lookup and one record decode, whatever the
+// number of users or events. Course metadata is copied into each member's
+// record when it changes (fan-out on write), so a query never joins. The
+// queries between two writes share one read transaction (view.go, as etcd's
+// backend shares one), with pooled cursors: a query opens no transaction
+// and allocates nothing in bbolt. The view is closed before every write
+// transaction begins, so that a commit that remaps the growing file never
+// waits for it.
 //
 // # Bulk loads
 //
