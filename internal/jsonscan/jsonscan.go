@@ -214,9 +214,10 @@ func String(b []byte, i int) (end int, escaped, ok bool) {
 // AppendSimple validates the string token that starts at b[i] (its opening
 // quote) as String does, appends its value to dst and returns the index
 // just past its closing quote: one pass where String and an unescape took
-// two. Bytes that are not valid UTF-8 are appended as they are (where
-// encoding/json puts U+FFFD). It gives up (ok false) on a \u escape as on an invalid token: a
-// caller that meets one takes a path that decodes it.
+// two (its loop is String's, kept apart so that String stays as lean).
+// Bytes that are not valid UTF-8 are appended as they are (where
+// encoding/json puts U+FFFD). It gives up (ok false) on a \u escape as on
+// an invalid token: a caller that meets one takes a path that decodes it.
 func AppendSimple(dst, b []byte, i int) (out []byte, end int, ok bool) {
 	i++ // opening quote
 	run := i
