@@ -253,7 +253,10 @@ type rebuildReport struct {
 	RawAll     []float64     `json:"raw_seconds_all"`
 	RebuildAll []float64     `json:"rebuild_seconds_all"`
 	Ratio      float64       `json:"ratio_rebuild_to_raw_time"`
-	Seconds    float64       `json:"seconds"`
+	// Before is the best rebuild by -before-bin, if given.
+	Before    *rebuildResult `json:"before,omitempty"`
+	BeforeAll []float64      `json:"before_seconds_all,omitempty"`
+	Seconds   float64        `json:"seconds"`
 }
 
 type rebuildResult struct {
@@ -346,6 +349,7 @@ func cmdRebuild(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", ".cache/bench/results/rebuild.json", "results file")
 	profiles := fs.String("profiles", "", "directory for profiles of one more rebuild, in a worker (not timed)")
 	reps := fs.Int("reps", 2, "interleaved repetitions of raw fetch and rebuild; the best of each is kept")
+	before := fs.String("before-bin", "", "another enrollstatus binary (the code before a change), timed interleaved with the others for a before/after in the same run; empty: none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -385,6 +389,17 @@ func cmdRebuild(args []string, stdout, stderr io.Writer) error {
 		if rep.Rebuild.Seconds == 0 || rb.Seconds < rep.Rebuild.Seconds {
 			rep.Rebuild = rb
 		}
+		if *before == "" {
+			continue
+		}
+		if rb, err = s.rebuildOnce(*before); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "  rebuild by -before-bin: %.2fs = %.0f/s, peak RssAnon %d MiB\n", rb.Seconds, rb.Rate, rb.PeakAnon>>20)
+		rep.BeforeAll = append(rep.BeforeAll, rb.Seconds)
+		if rep.Before == nil || rb.Seconds < rep.Before.Seconds {
+			rep.Before = &rb
+		}
 	}
 	rep.Ratio = rep.Rebuild.Seconds / rep.Raw.Seconds
 	rep.Seconds = time.Since(began).Seconds()
@@ -399,7 +414,13 @@ func cmdRebuild(args []string, stdout, stderr io.Writer) error {
 	b.WriteString("| what | seconds | messages/s | peak RssAnon MiB |\n|---|---:|---:|---:|\n")
 	fmt.Fprintf(&b, "| raw fetch | %.2f | %.0f | %d |\n", rep.Raw.Seconds, rep.Raw.Rate, rep.Raw.PeakAnon>>20)
 	fmt.Fprintf(&b, "| rebuild | %.2f | %.0f | %d |\n", rep.Rebuild.Seconds, rep.Rebuild.Rate, rep.Rebuild.PeakAnon>>20)
-	fmt.Fprintf(&b, "| **ratio rebuild / raw time** | **%.2f×** | | |\n\nRebuilt file: %d MiB.\n\n", rep.Ratio, rep.Rebuild.FileBytes>>20)
+	fmt.Fprintf(&b, "| **ratio rebuild / raw time** | **%.2f×** | | |\n", rep.Ratio)
+	if rep.Before != nil {
+		fmt.Fprintf(&b, "| rebuild by `-before-bin` (all: %s s) | %.2f | %.0f | %d |\n", joinSeconds(rep.BeforeAll),
+			rep.Before.Seconds, rep.Before.Rate, rep.Before.PeakAnon>>20)
+		fmt.Fprintf(&b, "| ratio of `-before-bin` / raw time | %.2f× | | |\n", rep.Before.Seconds/rep.Raw.Seconds)
+	}
+	fmt.Fprintf(&b, "\nRebuilt file: %d MiB.\n\n", rep.Rebuild.FileBytes>>20)
 	fmt.Fprint(stdout, b.String())
 	return nil
 }
