@@ -473,6 +473,10 @@ type trackingRead struct {
 // serves the next message.
 var textPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
+// maxPooledText bounds the buffers textPool keeps: the one an unusually
+// large message grew goes to the collector.
+const maxPooledText = 64 << 10
+
 // fastTrackingData reads the data of a tracking event as cloudEventData
 // and trackingEvent do.
 func fastTrackingData(data []byte, at time.Time) (projection.Event, string, bool) {
@@ -517,8 +521,10 @@ func readTrackingData(c *jcur) (t trackingRead, ok bool) {
 func (t trackingRead) event(at time.Time) (projection.Event, string, bool) {
 	if t.text != nil {
 		defer func() {
-			*t.text = t.data[:0] // kept if it grew
-			textPool.Put(t.text)
+			if cap(t.data) <= maxPooledText {
+				*t.text = t.data[:0] // kept if it grew
+				textPool.Put(t.text)
+			}
 		}()
 	}
 	if string(t.name) != CompletionEventName {
