@@ -279,8 +279,15 @@ func TestPprofListener(t *testing.T) {
 	if code, _ := status("http://" + svc.httpAddr + "/debug/pprof/"); code != http.StatusNotFound {
 		t.Fatalf("the API's address answers /debug/pprof/ with %d, want 404", code)
 	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
+	stopped := make(chan error, 1)
+	go func() { stopped <- stop() }()
+	select {
+	case err := <-stopped:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("serve did not return: the pprof listener kept it running")
 	}
 	if code, body := status("http://" + addr + "/debug/pprof/"); code != 0 {
 		t.Fatalf("pprof listener still answers after shutdown: %d %.100s", code, body)
