@@ -349,7 +349,7 @@ func cmdRebuild(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", ".cache/bench/results/rebuild.json", "results file")
 	profiles := fs.String("profiles", "", "directory for profiles of one more rebuild, in a worker (not timed)")
 	reps := fs.Int("reps", 2, "interleaved repetitions of raw fetch and rebuild; the best of each is kept")
-	before := fs.String("before-bin", "", "another enrollstatus binary (the code before a change), timed interleaved with the others for a before/after in the same run; empty: none")
+	before := fs.String("before-bin", "", "another enrollstatus binary (the code before a change), timed interleaved with the others for a before/after in the same run, the two binaries taking turns going first; empty: none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -380,25 +380,33 @@ func cmdRebuild(args []string, stdout, stderr io.Writer) error {
 		if rep.Raw.Seconds == 0 || raw.Seconds < rep.Raw.Seconds {
 			rep.Raw = raw
 		}
-		rb, err := s.rebuildOnce(*bin)
-		if err != nil {
-			return err
+		// With -before-bin, the two binaries take turns going first: the
+		// second of a pair ran measurably faster (by 3-8%) in either order.
+		bins := []string{*bin}
+		if *before != "" {
+			bins = append(bins, *before)
+			if len(rep.RawAll)%2 == 0 {
+				bins[0], bins[1] = bins[1], bins[0]
+			}
 		}
-		fmt.Fprintf(stderr, "  rebuild: %.2fs = %.0f/s, peak RssAnon %d MiB\n", rb.Seconds, rb.Rate, rb.PeakAnon>>20)
-		rep.RebuildAll = append(rep.RebuildAll, rb.Seconds)
-		if rep.Rebuild.Seconds == 0 || rb.Seconds < rep.Rebuild.Seconds {
-			rep.Rebuild = rb
-		}
-		if *before == "" {
-			continue
-		}
-		if rb, err = s.rebuildOnce(*before); err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "  rebuild by -before-bin: %.2fs = %.0f/s, peak RssAnon %d MiB\n", rb.Seconds, rb.Rate, rb.PeakAnon>>20)
-		rep.BeforeAll = append(rep.BeforeAll, rb.Seconds)
-		if rep.Before == nil || rb.Seconds < rep.Before.Seconds {
-			rep.Before = &rb
+		for _, b := range bins {
+			rb, err := s.rebuildOnce(b)
+			if err != nil {
+				return err
+			}
+			if b == *bin {
+				fmt.Fprintf(stderr, "  rebuild: %.2fs = %.0f/s, peak RssAnon %d MiB\n", rb.Seconds, rb.Rate, rb.PeakAnon>>20)
+				rep.RebuildAll = append(rep.RebuildAll, rb.Seconds)
+				if rep.Rebuild.Seconds == 0 || rb.Seconds < rep.Rebuild.Seconds {
+					rep.Rebuild = rb
+				}
+				continue
+			}
+			fmt.Fprintf(stderr, "  rebuild by -before-bin: %.2fs = %.0f/s, peak RssAnon %d MiB\n", rb.Seconds, rb.Rate, rb.PeakAnon>>20)
+			rep.BeforeAll = append(rep.BeforeAll, rb.Seconds)
+			if rep.Before == nil || rb.Seconds < rep.Before.Seconds {
+				rep.Before = &rb
+			}
 		}
 	}
 	rep.Ratio = rep.Rebuild.Seconds / rep.Raw.Seconds
