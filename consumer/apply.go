@@ -16,37 +16,51 @@ type pending struct {
 		key [3]string
 		n   *int
 	}
-	ends   map[Position]int64
+	parts map[Position]*pendingPart
+	part  struct { // the last item's partition: most items share it
+		pos Position
+		st  *pendingPart
+	}
+	behind int64 // the sum of the parts' behind, kept as items come
 	failed map[Position]error
 	opened time.Time          // when the first item came
-	users  map[int64]struct{} // distinct users the events touch
+	users  map[int64]struct{} // distinct users the events touch; nil: not counted
 	joins  int                // enrollment events: each may add to a course's member index
+}
+
+// pendingPart is a partition's place in a batch: the next offset to read
+// after it (once the batch holds one of the partition's messages) and the
+// high watermark when its last messages were fetched.
+type pendingPart struct {
+	next, end int64
+	read      bool // next is set
+}
+
+// behind is how many messages the partition was behind its high watermark
+// when the batch's last messages from it were fetched.
+func (pp *pendingPart) behind() int64 {
+	if !pp.read {
+		return 0
+	}
+	return max(pp.end-pp.next, 0)
 }
 
 // writes bounds the records the batch will write: one per user, one per
 // enrollment (a course's member index).
 func (p *pending) writes() int { return len(p.users) + p.joins }
 
-func newPending() *pending {
-	return &pending{
+// newPending starts a batch; countWrites is whether its writes are counted.
+func newPending(countWrites bool) *pending {
+	p := &pending{
 		batch:  Batch{Offsets: map[Position]int64{}},
 		counts: map[[3]string]*int{},
-		ends:   map[Position]int64{},
+		parts:  map[Position]*pendingPart{},
 		failed: map[Position]error{},
-		users:  map[int64]struct{}{},
 	}
-}
-
-// behind is how many messages the batch's partitions were behind their
-// high watermarks when its last messages were fetched.
-func (p *pending) behind() int64 {
-	var n int64
-	for pos, end := range p.ends {
-		if next, ok := p.batch.Offsets[pos]; ok {
-			n += max(end-next, 0)
-		}
+	if countWrites {
+		p.users = map[int64]struct{}{}
 	}
-	return n
+	return p
 }
 
 func (p *pending) add(it item) {
@@ -62,22 +76,45 @@ func (p *pending) add(it item) {
 		p.last.key, p.last.n = k, n
 	}
 	*p.last.n++
-	p.ends[it.pos] = max(p.ends[it.pos], it.end)
+	if p.part.st == nil || it.pos != p.part.pos {
+		st := p.parts[it.pos]
+		if st == nil {
+			st = &pendingPart{}
+			p.parts[it.pos] = st
+		}
+		p.part.pos, p.part.st = it.pos, st
+	}
+	st := p.part.st
+	before := st.behind()
+	st.end = max(st.end, it.end)
 	if it.outcome == OutcomeFailed {
 		p.failed[it.pos] = it.err // the offset does not move past it
+		p.behind += st.behind() - before
 		return
 	}
 	p.batch.Events = append(p.batch.Events, it.events...)
 	for _, e := range it.events {
-		if id, ok := projection.UserOf(e); ok {
-			p.users[id] = struct{}{}
+		if p.users != nil {
+			if id, ok := projection.UserOf(e); ok {
+				p.users[id] = struct{}{}
+			}
 		}
 		if _, ok := e.(projection.Enrollment); ok {
 			p.joins++
 		}
 	}
-	p.batch.Offsets[it.pos] = it.offset + 1
+	st.next, st.read = it.offset+1, true
+	p.behind += st.behind() - before
 	p.batch.Messages++
+}
+
+// offsets fills the batch's offsets from its partitions.
+func (p *pending) offsets() {
+	for pos, st := range p.parts {
+		if st.read {
+			p.batch.Offsets[pos] = st.next
+		}
+	}
 }
 
 func (p *pending) empty() bool { return len(p.counts) == 0 }
@@ -85,6 +122,8 @@ func (p *pending) empty() bool { return len(p.counts) == 0 }
 // applyLoop is the single writer: it collects items into batches bounded by
 // size and time and commits each with its offsets.
 func (c *Consumer) applyLoop(ctx context.Context) error {
+	_, unbounded := c.sink.(unboundedWrites)
+	newPending := func() *pending { return newPending(!unbounded) }
 	p := newPending()
 	t := time.NewTicker(c.cfg.BatchWait)
 	defer t.Stop()
@@ -130,7 +169,7 @@ func (c *Consumer) full(p *pending) bool {
 	switch {
 	case n < c.cfg.BatchSize:
 		return false
-	case n >= c.cfg.CatchUpBatchSize, p.writes() >= c.cfg.CatchUpMaxWrites:
+	case n >= c.cfg.CatchUpBatchSize, p.users != nil && p.writes() >= c.cfg.CatchUpMaxWrites:
 		return true
 	}
 	return !c.catchingUp(p) || time.Since(p.opened) >= c.cfg.CatchUpWait
@@ -139,10 +178,11 @@ func (c *Consumer) full(p *pending) bool {
 // catchingUp reports whether the batch's partitions are more than a batch
 // behind the head: then a larger batch is worth its wait.
 func (c *Consumer) catchingUp(p *pending) bool {
-	return c.cfg.CatchUpBatchSize > c.cfg.BatchSize && p.behind() > int64(c.cfg.BatchSize)
+	return c.cfg.CatchUpBatchSize > c.cfg.BatchSize && p.behind > int64(c.cfg.BatchSize)
 }
 
 func (c *Consumer) flush(p *pending) error {
+	p.offsets()
 	start := time.Now()
 	dropped, err := c.sink.Apply(p.batch)
 	if err != nil {
@@ -173,7 +213,7 @@ func (c *Consumer) flush(p *pending) error {
 			c.parts[pos] = st
 		}
 		st.next = max(st.next, next)
-		st.end = max(st.end, p.ends[pos], st.next)
+		st.end = max(st.end, p.parts[pos].end, st.next)
 		c.m.position.WithLabelValues(pos.Topic, partLabel(pos.Partition)).Set(float64(st.next))
 		c.m.lag.WithLabelValues(pos.Topic, partLabel(pos.Partition)).Set(float64(st.end - st.next))
 	}

@@ -46,6 +46,12 @@ func (r *batchRecorder) Apply(b consumer.Batch) (int, error) {
 
 func (r *batchRecorder) Positions() (map[consumer.Position]int64, error) { return nil, nil }
 
+// unboundedRecorder is a batchRecorder that, like a bulk load's sink, holds
+// no transaction: the consumer does not bound its batches' writes.
+type unboundedRecorder struct{ *batchRecorder }
+
+func (unboundedRecorder) UnboundedWrites() {}
+
 func (r *batchRecorder) snapshot() (sizes []int, total int) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -62,10 +68,12 @@ func TestBatchesGrowWhileCatchingUp(t *testing.T) {
 	for _, tc := range []struct {
 		name                     string
 		catchUp, maxWrites, want int // want: the largest batch allowed
+		unbounded                bool
 	}{
-		{"catch-up batches", 1500, 100000, 1500},
-		{"bounded by writes", 5000, 400, 5000},
-		{"off", 0, 100000, 100},
+		{"catch-up batches", 1500, 100000, 1500, false},
+		{"bounded by writes", 5000, 400, 5000, false},
+		{"a sink without transactions is not bounded by writes", 5000, 400, 5000, true},
+		{"off", 0, 100000, 100, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			broker := MustBroker(t, 1, "events")
@@ -78,7 +86,11 @@ func TestBatchesGrowWhileCatchingUp(t *testing.T) {
 			cfg.BatchSize, cfg.BatchWait = 100, 20*time.Millisecond
 			cfg.CatchUpBatchSize, cfg.CatchUpWait, cfg.CatchUpMaxWrites = tc.catchUp, 10*time.Second, tc.maxWrites
 			rec := &batchRecorder{offsets: map[consumer.Position]int64{}}
-			c, err := consumer.New(cfg, rec, consumer.NewDecoder(nil), consumer.NewMetrics(prometheus.NewRegistry()),
+			var sink consumer.Sink = rec
+			if tc.unbounded {
+				sink = unboundedRecorder{rec}
+			}
+			c, err := consumer.New(cfg, sink, consumer.NewDecoder(nil), consumer.NewMetrics(prometheus.NewRegistry()),
 				slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)
@@ -106,7 +118,11 @@ func TestBatchesGrowWhileCatchingUp(t *testing.T) {
 			rec.mu.Lock()
 			maxWrites := rec.maxWrites
 			rec.mu.Unlock()
-			if tc.catchUp > 0 && maxWrites > tc.maxWrites+2 {
+			switch {
+			case tc.unbounded && maxWrites <= tc.maxWrites+2:
+				t.Errorf("catch-up batches write at most %d records: cut at CatchUpMaxWrites %d for a sink without transactions (sizes %v)",
+					maxWrites, tc.maxWrites, sizes)
+			case !tc.unbounded && tc.catchUp > 0 && maxWrites > tc.maxWrites+2:
 				t.Errorf("a catch-up batch writes %d records, want at most %d", maxWrites, tc.maxWrites+2)
 			}
 			if tc.catchUp > 0 && largest <= cfg.BatchSize {

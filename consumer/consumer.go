@@ -38,6 +38,12 @@ type Sink interface {
 	Positions() (map[Position]int64, error)
 }
 
+// A sink that holds no transaction's pages in memory while it takes a batch
+// (a bulk load's sort) has an UnboundedWrites method: the consumer then
+// neither counts a batch's writes nor ends a catch-up batch at
+// CatchUpMaxWrites.
+type unboundedWrites interface{ UnboundedWrites() }
+
 // Consumer reads every partition of the configured topics with one
 // kafka-go reader each (no consumer group: each replica builds a full
 // projection), decodes messages in the readers, and applies them in batches

@@ -166,6 +166,10 @@ func (s loaderSink) Apply(b consumer.Batch) (int, error) {
 	return 0, s.l.Add(store.Batch{Events: b.Events, Offsets: storeOffsets(b.Offsets), Messages: b.Messages})
 }
 
+// UnboundedWrites: a loader sorts what it takes and writes at the end, so
+// no batch holds a transaction's pages in memory.
+func (loaderSink) UnboundedWrites() {}
+
 // Positions: a loader starts from an empty store.
 func (s loaderSink) Positions() (map[consumer.Position]int64, error) {
 	return map[consumer.Position]int64{}, nil
