@@ -12,8 +12,12 @@
 // offsets, which give the lag, the start-up catch-up target and whether the
 // brokers are reachable. Messages are decoded in the readers, in parallel,
 // handed over a partition's slice at a time, and applied by one goroutine in
-// batches bounded by size and time. Transaction markers, which kafka-go
-// hands over like messages, are recognised and ignored.
+// batches bounded by size and time, and while catching up by the records a
+// commit writes (unless the sink holds no transaction: a bulk load's sort).
+// Transaction markers, which kafka-go hands over like messages, are
+// recognised and ignored. A stopping consumer does not wait for its readers'
+// Close, which waits for a fetch in flight at the head (up to MaxWait): they
+// end in the background, and nothing they read is applied.
 //
 // # Formats
 //
