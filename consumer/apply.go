@@ -123,8 +123,8 @@ func (p *pending) empty() bool { return len(p.counts) == 0 }
 // size and time and commits each with its offsets.
 func (c *Consumer) applyLoop(ctx context.Context) error {
 	_, unbounded := c.sink.(unboundedWrites)
-	newPending := func() *pending { return newPending(!unbounded) }
-	p := newPending()
+	next := func() *pending { return newPending(!unbounded) }
+	p := next()
 	t := time.NewTicker(c.cfg.BatchWait)
 	defer t.Stop()
 	for {
@@ -136,7 +136,7 @@ func (c *Consumer) applyLoop(ctx context.Context) error {
 					if err := c.flush(p); err != nil {
 						return err
 					}
-					p = newPending()
+					p = next()
 				}
 			}
 			c.reuse(items)
@@ -157,7 +157,7 @@ func (c *Consumer) applyLoop(ctx context.Context) error {
 		if err := c.flush(p); err != nil {
 			return err
 		}
-		p = newPending()
+		p = next()
 	}
 }
 
