@@ -15,8 +15,9 @@
 // batches bounded by size and time, and while catching up by the records a
 // commit writes (unless the sink holds no transaction: a bulk load's sort).
 // Transaction markers, which kafka-go hands over like messages, are
-// recognised and ignored. Stopping a consumer waits for its readers'
-// fetches in flight, which at the head are long polls of up to MaxWait.
+// recognised and ignored. A stopping consumer does not wait for its readers'
+// Close, which waits for a fetch in flight at the head (up to MaxWait): they
+// end in the background, and nothing they read is applied.
 //
 // # Formats
 //

@@ -24,8 +24,10 @@ func (c *Consumer) readPartition(ctx context.Context, pos Position, next int64) 
 		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { c.readerError(pos, msg, args...) }),
 	})
 	// kafka-go's Close waits for the reader's fetch in flight, which at the
-	// head is a long poll of up to MaxWait: what stopping a consumer costs.
-	defer r.Close()
+	// head is a long poll of up to MaxWait: close in the background, so
+	// that stopping a consumer (a bulk load that reached the head, a swap,
+	// a shutdown) does not wait for it. Nothing is read after this returns.
+	defer func() { go r.Close() }()
 	start := next
 	if start == 0 {
 		start = kafka.FirstOffset

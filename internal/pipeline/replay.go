@@ -60,11 +60,6 @@ func Replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *cons
 // replay is Replay whose consumers count into m, if not nil: a first
 // catch-up's, which no live consumer counts alongside.
 func replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *consumer.Decoder, m *consumer.Metrics, log *slog.Logger) (*Replayer, error) {
-	// A replay's consumers are stopped as soon as they reach the head, and
-	// stopping one waits for its readers' fetches in flight: long polls of
-	// up to MaxWait there (250 ms by default, twice over: the bulk load's
-	// consumer, then the one that follows it).
-	cfg.MaxWait = min(cfg.MaxWait, replayMaxWait)
 	r := &Replayer{cfg: cfg, st: st, dec: dec, m: m, log: log, done: make(chan error, 1), phase: PhaseFollow}
 	var sink consumer.Sink = StoreSink{Store: st}
 	switch l, err := st.NewLoader(store.DefaultLoaderOptions()); {
@@ -285,9 +280,6 @@ func (r *Replayer) wait(ctx context.Context, report func(Progress), done func() 
 		}
 	}
 }
-
-// replayMaxWait bounds a replay's fetch long polls.
-const replayMaxWait = 20 * time.Millisecond
 
 // How often a replay checks whether it is done, and reports its progress.
 const (
