@@ -59,6 +59,9 @@ type Consumer struct {
 
 	items chan []item // decoded messages, a partition's slice at a time
 	spare chan []item // slices the applier is done with
+	// closing counts the readers Run's partition readers left closing in
+	// the background (see readPartition); WaitClosed waits for them.
+	closing sync.WaitGroup
 
 	mu     sync.Mutex
 	parts  map[Position]*partition
@@ -152,6 +155,14 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	return err
 }
+
+// WaitClosed waits for the kafka-go readers Run left closing in the
+// background: a reader's Close waits for its fetch in flight, at the head a
+// long poll of up to MaxWait, and Run does not wait for that (see
+// readPartition). Nothing those readers fetch is applied. Run must have
+// returned; whoever runs a consumer calls WaitClosed before it is done with
+// it, at a moment when the wait costs nothing, or from a goroutine it owns.
+func (c *Consumer) WaitClosed() { c.closing.Wait() }
 
 func contains(list []string, s string) bool {
 	for _, x := range list {

@@ -26,8 +26,9 @@ func (c *Consumer) readPartition(ctx context.Context, pos Position, next int64) 
 	// kafka-go's Close waits for the reader's fetch in flight, which at the
 	// head is a long poll of up to MaxWait: close in the background, so
 	// that stopping a consumer (a bulk load that reached the head, a swap,
-	// a shutdown) does not wait for it. Nothing is read after this returns.
-	defer func() { go r.Close() }()
+	// a shutdown) does not wait for it; WaitClosed does. Nothing is read
+	// after this returns.
+	defer c.closing.Go(func() { r.Close() })
 	start := next
 	if start == 0 {
 		start = kafka.FirstOffset

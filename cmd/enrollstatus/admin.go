@@ -158,14 +158,10 @@ func mountAdmin(g *echo.Group, pl *pipeline.Pipeline, ctx context.Context, log *
 			}
 			from = t
 		}
-		if pr, ok := pl.RebuildProgress(); ok && pr.Running {
-			return c.JSON(http.StatusConflict, map[string]any{"detail": pipeline.ErrRebuildRunning.Error(), "progress": pr})
+		if err := pl.StartRebuild(ctx, from); err != nil {
+			pr, _ := pl.RebuildProgress()
+			return c.JSON(http.StatusConflict, map[string]any{"detail": err.Error(), "progress": pr})
 		}
-		go func() {
-			if err := pl.Rebuild(ctx, from); err != nil && !errors.Is(err, pipeline.ErrRebuildRunning) {
-				log.Error("rebuild failed", "err", err)
-			}
-		}()
 		return c.JSON(http.StatusAccepted, map[string]any{"detail": "rebuild started; GET /admin/rebuild for progress"})
 	})
 

@@ -104,8 +104,11 @@ Flags:
 	if err != nil {
 		return err
 	}
-	if err := r.WaitCaughtUp(ctx, bar.show); err != nil {
+	defer func() {
 		r.Stop()
+		r.WaitClosed() // after the swap: a no-op after a bulk load
+	}()
+	if err := r.WaitCaughtUp(ctx, bar.show); err != nil {
 		return fmt.Errorf("rebuild: %w (the old projection is unchanged)", err)
 	}
 	if err := r.Stop(); err != nil {

@@ -80,15 +80,17 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *s
 	if err != nil {
 		return err
 	}
-	mountAdmin(srv.Admin(), pl, ctx, log.With("component", "admin"))
+	// Consuming, and a rebuild the admin API starts, stop after the HTTP
+	// server has (see the shutdown below); pl.Close waits for the rebuild.
+	consumeCtx, stopConsuming := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopConsuming()
+	mountAdmin(srv.Admin(), pl, consumeCtx, log.With("component", "admin"))
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	log.Info("HTTP API listening", "component", "http", "addr", ln.Addr().String())
 
-	consumeCtx, stopConsuming := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopConsuming()
 	g, gctx := errgroup.WithContext(ctx)
 	consumed := make(chan error, 1)
 	g.Go(func() error {

@@ -51,6 +51,13 @@ type Pipeline struct {
 	pause    chan pauseRequest // Run's consumer stops while a swap happens
 	running  atomic.Bool       // a rebuild is in progress
 	progress atomic.Pointer[Progress]
+	// closing runs the waits for stopped consumers' readers to close
+	// (consumer.WaitClosed), so that stopping one costs no long poll;
+	// Close waits for them.
+	closing sync.WaitGroup
+	// background runs the rebuilds StartRebuild started; Close waits for
+	// them.
+	background sync.WaitGroup
 }
 
 type pauseRequest struct {
@@ -149,6 +156,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		select {
 		case err := <-done:
 			stop()
+			p.closing.Go(c.WaitClosed)
 			if err != nil || ctx.Err() != nil {
 				return err
 			}
@@ -156,6 +164,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		case req := <-p.pause:
 			stop()
 			err := <-done
+			p.closing.Go(c.WaitClosed)
 			close(req.paused)
 			if err != nil {
 				return err
@@ -183,8 +192,12 @@ func (p *Pipeline) Snapshot(w io.Writer, size func(int64)) (int64, error) {
 	return p.st.Snapshot(w, size)
 }
 
-// Close closes the store. Run must have returned.
+// Close waits for the rebuild StartRebuild started, if any (the context it
+// was given ends it), and for the stopped consumers' readers to close, then
+// closes the store. Run, and any Rebuild or Compact, must have returned.
 func (p *Pipeline) Close() error {
+	p.background.Wait()
+	p.closing.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.st.Close()
@@ -275,6 +288,17 @@ func (p *Pipeline) Rebuild(ctx context.Context, from time.Time) error {
 	return p.runRebuild(ctx, from, true)
 }
 
+// StartRebuild starts Rebuild in the background, unless a rebuild or
+// compaction is running (ErrRebuildRunning). Its progress is
+// RebuildProgress's; a failure is logged. Close waits for it: ctx ends it.
+func (p *Pipeline) StartRebuild(ctx context.Context, from time.Time) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return ErrRebuildRunning
+	}
+	p.background.Go(func() { _ = p.runRebuild(ctx, from, true) }) // logged, and in the progress
+	return nil
+}
+
 // firstCatchUp bulk-loads an empty projection, if BulkLoadEmpty: see Run.
 func (p *Pipeline) firstCatchUp(ctx context.Context) error {
 	if !p.opts.BulkLoadEmpty {
@@ -359,11 +383,14 @@ func (p *Pipeline) rebuild(ctx context.Context, from time.Time, start time.Time,
 	if !live {
 		m = p.opts.Metrics // a first catch-up's are the replica's
 	}
-	r, err := replay(ctx, cfg, next, p.opts.Decoder, m, p.log.With("rebuild", true))
+	r, err := replay(ctx, cfg, next, p.opts.Decoder, m, live, p.log.With("rebuild", true))
 	if err != nil {
 		return err
 	}
-	defer r.Stop()
+	defer func() {
+		r.Stop()
+		p.closing.Go(r.WaitClosed)
+	}()
 	if err := r.WaitCaughtUp(ctx, func(pr Progress) { p.report(pr, start, from) }); err != nil {
 		return err
 	}

@@ -152,7 +152,9 @@ func TestFirstCatchUpBulkLoads(t *testing.T) {
 		t.Fatalf("enrollstatus_events_total sums to %v after the first catch-up, want %d", counted, len(msgs))
 	}
 	pr, ok := pl.RebuildProgress()
-	if !ok || pr.Running || pr.Error != "" || pr.BulkLoaded != uint64(len(msgs)) {
+	// Done once the load was written: no consumer followed the head in the
+	// new file before the swap.
+	if !ok || pr.Running || pr.Error != "" || pr.BulkLoaded != uint64(len(msgs)) || pr.Phase != pipeline.PhaseDone {
 		t.Fatalf("first catch-up: %+v", pr)
 	}
 	if got := digestOf(t, pl); got != want {
@@ -173,6 +175,34 @@ func TestFirstCatchUpBulkLoads(t *testing.T) {
 	}
 	if got := appliedOf(again); got != uint64(len(msgs)+len(more)) {
 		t.Fatalf("reopened with %d messages applied, want %d", got, len(msgs)+len(more))
+	}
+}
+
+// TestStartRebuild: a rebuild started in the background refuses a second
+// one, and Close waits for it to end (its context ends it) and to clean up.
+func TestStartRebuild(t *testing.T) {
+	h := newHarness(t)
+	h.produce(append(h.gen.Catalog(), h.gen.History(4000)...))
+	path := filepath.Join(t.TempDir(), store.FileName)
+	pl, _, stop := h.start(path)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := pl.StartRebuild(ctx, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := pl.StartRebuild(ctx, time.Time{}); err != pipeline.ErrRebuildRunning {
+		t.Fatalf("a second rebuild: %v, want ErrRebuildRunning", err)
+	}
+	waitFor(t, "the rebuild's file", func() bool { _, err := os.Stat(path + ".rebuild"); return err == nil })
+	cancel()
+	stop() // Run returns, then Close
+	pr, ok := pl.RebuildProgress()
+	if !ok || pr.Running || pr.Finished.IsZero() {
+		t.Fatalf("Close returned before the rebuild ended: %+v", pr)
+	}
+	if _, err := os.Stat(path + ".rebuild"); !os.IsNotExist(err) {
+		t.Fatalf("Close returned before the rebuild removed its file: %v", err)
 	}
 }
 

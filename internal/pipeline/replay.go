@@ -22,19 +22,24 @@ import (
 // store.Loader, which sorts it by user and writes each record once, in key
 // order, several times faster than batch-by-batch Apply. Then, from the
 // offsets the load stored, the ordinary consumer takes over and follows the
-// head. Into a store that is not empty, it is the ordinary consumer
+// head, if the replay follows (an online rebuild, which must pass the live
+// projection's offsets); a replay that does not follow (the rebuild
+// command's, a new replica's first catch-up) is done once the load is
+// written. Into a store that is not empty, it is the ordinary consumer
 // from the start.
 type Replayer struct {
-	cfg   consumer.Config
-	st    *store.Store
-	dec   *consumer.Decoder
-	m     *consumer.Metrics // nil: private ones
-	log   *slog.Logger
-	stop  context.CancelFunc
-	done  chan error
-	err   error
-	ended bool
-	rate  rateMeter
+	cfg consumer.Config
+	st  *store.Store
+	dec *consumer.Decoder
+	m   *consumer.Metrics // nil: private ones
+	log *slog.Logger
+	// follow: after the bulk load, the ordinary consumer follows the head.
+	follow bool
+	stop   context.CancelFunc
+	done   chan error
+	err    error
+	ended  bool
+	rate   rateMeter
 
 	mu     sync.Mutex
 	c      *consumer.Consumer // the current phase's consumer
@@ -48,19 +53,25 @@ const (
 	PhaseLoading = "loading" // reading the history into sorted runs
 	PhaseWriting = "writing" // writing the sorted history into the file
 	PhaseFollow  = "following"
+	// PhaseDone: the bulk load is written, up to the head as it was at the
+	// start, and the replay does not follow the head.
+	PhaseDone = "done"
 )
 
 // Replay starts consuming into st from its stored offsets (none: the
-// earliest, or cfg.StartAt). Its consumer metrics are private, so that they
-// do not mix with the live consumer's.
+// earliest, or cfg.StartAt), until it caught up with the head as it was at
+// the start (WaitCaughtUp); into an empty store, by a bulk load, which does
+// not follow the head after that. Its consumer metrics are private, so that
+// they do not mix with the live consumer's.
 func Replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *consumer.Decoder, log *slog.Logger) (*Replayer, error) {
-	return replay(ctx, cfg, st, dec, nil, log)
+	return replay(ctx, cfg, st, dec, nil, false, log)
 }
 
-// replay is Replay whose consumers count into m, if not nil: a first
-// catch-up's, which no live consumer counts alongside.
-func replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *consumer.Decoder, m *consumer.Metrics, log *slog.Logger) (*Replayer, error) {
-	r := &Replayer{cfg: cfg, st: st, dec: dec, m: m, log: log, done: make(chan error, 1), phase: PhaseFollow}
+// replay is Replay whose consumers count into m, if not nil (a first
+// catch-up's, which no live consumer counts alongside), and which follows
+// the head after a bulk load if follow.
+func replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *consumer.Decoder, m *consumer.Metrics, follow bool, log *slog.Logger) (*Replayer, error) {
+	r := &Replayer{cfg: cfg, st: st, dec: dec, m: m, follow: follow, log: log, done: make(chan error, 1), phase: PhaseFollow}
 	var sink consumer.Sink = StoreSink{Store: st}
 	switch l, err := st.NewLoader(store.DefaultLoaderOptions()); {
 	case err == nil:
@@ -96,14 +107,22 @@ func (r *Replayer) current() *consumer.Consumer {
 	return r.c
 }
 
-// run is the replay's goroutine: the bulk load if there is one, then the
-// ordinary consumer until stopped.
+// run is the replay's goroutine: the bulk load if there is one, then, if
+// there was none or the replay follows, the ordinary consumer until
+// stopped.
 func (r *Replayer) run(ctx context.Context) error {
 	if r.loader != nil {
 		err := r.load(ctx)
 		r.loader.Close()
 		if err != nil || ctx.Err() != nil {
 			return err
+		}
+		if !r.follow {
+			r.mu.Lock()
+			r.loader, r.phase = nil, PhaseDone
+			r.mu.Unlock()
+			<-ctx.Done() // nothing more to read until stopped
+			return nil
 		}
 		c, err := r.newConsumer(StoreSink{Store: r.st})
 		if err != nil {
@@ -125,6 +144,9 @@ func (r *Replayer) load(ctx context.Context) error {
 	defer stop()
 	ran := make(chan error, 1)
 	go func() { ran <- c.Run(lctx) }()
+	// Its readers' closes, left to the background when it stops at the
+	// head, end while the load is written.
+	defer c.WaitClosed()
 	t := time.NewTicker(waitCheck)
 	defer t.Stop()
 	for caughtUp := false; !caughtUp; {
@@ -186,6 +208,11 @@ func (r *Replayer) Stop() error {
 	return r.err
 }
 
+// WaitClosed waits for the readers of the replay's consumers to close
+// (kafka-go's Close waits out a long poll: up to the consumer's MaxWait
+// after Stop). Stop must have returned.
+func (r *Replayer) WaitClosed() { r.current().WaitClosed() }
+
 // Progress reads the replay's position.
 func (r *Replayer) Progress() Progress {
 	r.mu.Lock()
@@ -222,7 +249,7 @@ func (r *Replayer) WaitCaughtUp(ctx context.Context, report func(Progress)) erro
 	return r.wait(ctx, report, func() bool {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		return r.phase == PhaseFollow && r.c.Ready() == nil
+		return r.phase == PhaseDone || r.phase == PhaseFollow && r.c.Ready() == nil
 	})
 }
 
