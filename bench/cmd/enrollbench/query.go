@@ -48,6 +48,11 @@ type queryRun struct {
 	// MajorFaults are the server's page faults that read the disk during
 	// the run: a projection that no longer fits the page cache shows here.
 	MajorFaults int64 `json:"major_faults"`
+	// ServerCPUus and GenCPUus are the CPU time (user and system) the
+	// server and the load generator used per request done during the run,
+	// in microseconds: where a ratio's difference goes on the shared cores.
+	ServerCPUus float64 `json:"server_cpu_us_per_request"`
+	GenCPUus    float64 `json:"generator_cpu_us_per_request"`
 }
 
 func toRun(t *queryTarget, mode string, offered float64, s loadgen.Stats, rep int) queryRun {
@@ -198,13 +203,20 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 	}
 
 	ctx := baseCtx
-	var faults int64 // of the last load
+	var faults, serverTicks, genTicks int64 // of the last load
 	load := func(t *queryTarget, r float64, c int, d time.Duration) (loadgen.Stats, error) {
-		before := majorFaults(t.proc.pid())
+		before, serverBefore, genBefore := majorFaults(t.proc.pid()), cpuTicks(t.proc.pid()), cpuTicks(os.Getpid())
 		s, err := loadgen.Run(ctx, loadgen.Config{Addr: t.addr, Requests: t.reqs, Conns: c, Rate: r, Duration: d,
 			MaxRequests: int64(max(r, 200000) * d.Seconds() * 2)})
 		faults = majorFaults(t.proc.pid()) - before
+		serverTicks, genTicks = cpuTicks(t.proc.pid())-serverBefore, cpuTicks(os.Getpid())-genBefore
 		return s, err
+	}
+	perRequest := func(ticks, requests int64) float64 {
+		if requests == 0 {
+			return 0
+		}
+		return float64(ticks) / ticksPerSecond * 1e6 / float64(requests)
 	}
 	for _, t := range targets { // warm up: connections, caches and GC pacing
 		if _, err := load(t, 0, *satConns, 3*time.Second); err != nil {
@@ -270,9 +282,10 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 			}
 			run := toRun(t, "saturation", 0, s, i)
 			run.MajorFaults = faults
+			run.ServerCPUus, run.GenCPUus = perRequest(serverTicks, s.Requests), perRequest(genTicks, s.Requests)
 			rep.Runs = append(rep.Runs, run)
-			fmt.Fprintf(stderr, "rep %d %-10s saturation: %7.0f/s p50 %.3f p99 %.3f p999 %.3f ms errors %d major faults %d\n",
-				i, t.Name, run.Throughput, run.P50ms, run.P99ms, run.P999ms, run.Errors, run.MajorFaults)
+			fmt.Fprintf(stderr, "rep %d %-10s saturation: %7.0f/s p50 %.3f p99 %.3f p999 %.3f ms errors %d major faults %d, CPU µs/request: server %.1f, generator %.1f\n",
+				i, t.Name, run.Throughput, run.P50ms, run.P99ms, run.P999ms, run.Errors, run.MajorFaults, run.ServerCPUus, run.GenCPUus)
 		}
 	}
 	for _, r := range rep.Runs {
@@ -366,15 +379,15 @@ func queryMarkdown(rep queryReport, targets []*queryTarget) string {
 		fmt.Fprintf(&b, "The wanted fixed rate, %.0f req/s, was not sustainable with the generator on the same cores; the highest rate both servers sustained was **%.0f req/s** (probes below).\n\n", rep.WantedRate, rep.Rate)
 	}
 	fmt.Fprintf(&b, "Fixed offered rate %.0f req/s (latency from the scheduled send time), and saturation; best of the repetitions. Answer body: %d bytes. Every server's environment: `%s`.\n\n", rep.Rate, rep.BodyBytes, rep.ServerEnv)
-	b.WriteString("| target | users | fixed: achieved req/s | p50 ms | p99 ms | p99.9 ms | saturation req/s | ratio to bare | sat. p99 ms | RssAnon MiB under load (peak incl. start-up) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	b.WriteString("| target | users | fixed: achieved req/s | p50 ms | p99 ms | p99.9 ms | saturation req/s | ratio to bare | sat. p99 ms | sat. CPU µs/request: server, generator | RssAnon MiB under load (peak incl. start-up) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, t := range targets {
 		f, s := rep.Best[t.Name+"/fixed"], rep.Best[t.Name+"/saturation"]
 		users := "—"
 		if t.Users > 0 {
 			users = humanCount(t.Users)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.0f | %.3f | %.3f | %.3f | %.0f | %.2f× | %.2f | %.0f (%.0f) |\n", t.Name, users, f.Throughput,
-			f.P50ms, f.P99ms, f.P999ms, s.Throughput, s.Throughput/bareSat.Throughput, s.P99ms,
+		fmt.Fprintf(&b, "| %s | %s | %.0f | %.3f | %.3f | %.3f | %.0f | %.2f× | %.2f | %.1f, %.1f | %.0f (%.0f) |\n", t.Name, users, f.Throughput,
+			f.P50ms, f.P99ms, f.P999ms, s.Throughput, s.Throughput/bareSat.Throughput, s.P99ms, s.ServerCPUus, s.GenCPUus,
 			float64(rep.LoadAnon[t.Name])/(1<<20), float64(rep.PeakAnon[t.Name])/(1<<20))
 	}
 	_ = bare

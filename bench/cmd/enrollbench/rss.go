@@ -110,7 +110,18 @@ func (s *rssSampler) stop() rssResult {
 
 // majorFaults returns a process's major page faults so far (field 12 of
 // /proc/PID/stat), or 0 when it cannot be read.
-func majorFaults(pid int) int64 {
+func majorFaults(pid int) int64 { return procStat(pid, 12) }
+
+// cpuTicks is the user and system CPU time a process used so far, in clock
+// ticks (USER_HZ, 100 a second on Linux).
+func cpuTicks(pid int) int64 { return procStat(pid, 14) + procStat(pid, 15) }
+
+// ticksPerSecond is USER_HZ, which Linux fixes at 100 for /proc.
+const ticksPerSecond = 100
+
+// procStat reads field (1-based, as proc(5) numbers them) of
+// /proc/pid/stat; 0 if it cannot.
+func procStat(pid, field int) int64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
@@ -120,10 +131,10 @@ func majorFaults(pid int) int64 {
 	if i < 0 {
 		return 0
 	}
-	f := bytes.Fields(b[i+1:])
-	if len(f) < 10 {
+	f := bytes.Fields(b[i+1:]) // from field 3 on
+	if len(f) < field-2 {
 		return 0
 	}
-	n, _ := strconv.ParseInt(string(f[9]), 10, 64)
+	n, _ := strconv.ParseInt(string(f[field-3]), 10, 64)
 	return n
 }
