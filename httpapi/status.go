@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,19 +35,50 @@ var (
 )
 
 // status answers the user's enrollments status, read at the request's now.
+// The answer is encoded while the store lends it, and written after.
 func (s *Server) status(c echo.Context, username string) error {
-	r := c.Request()
-	statuses, fresh, err := s.statuses.Status(r.Context(), username, s.now())
-	if err != nil {
+	a := getAnswer()
+	defer putAnswer(a)
+	if err := s.statuses.StatusFunc(c.Request().Context(), username, s.now(), a.encode); err != nil {
 		return fmt.Errorf("read enrollments status: %w", err)
 	}
 	lag, connected := s.health.Lag()
-	s.fresh.set(c.Response().Header(), fresh, lag, connected, s.cfg.StaleLag)
+	s.fresh.set(c.Response().Header(), a.fresh, lag, connected, s.cfg.StaleLag)
+	return writeJSON(c, http.StatusOK, a.body)
+}
 
-	b := getBody()
-	defer putBody(b)
-	*b = appendStatuses(*b, statuses)
-	return writeJSON(c, http.StatusOK, *b)
+// answer is a status answer being built, pooled: its body, and the
+// freshness of the read.
+type answer struct {
+	body  []byte
+	fresh projection.Freshness
+	// encode is a.take, bound once so that lending it to the store
+	// allocates nothing per request.
+	encode func([]projection.Status, projection.Freshness) error
+}
+
+// take encodes the statuses the store lends.
+func (a *answer) take(st []projection.Status, fresh projection.Freshness) error {
+	a.body, a.fresh = appendStatuses(a.body[:0], st), fresh
+	return nil
+}
+
+var answers = sync.Pool{New: func() any {
+	a := &answer{body: make([]byte, 0, 1024)}
+	a.encode = a.take
+	return a
+}}
+
+func getAnswer() *answer { return answers.Get().(*answer) }
+
+// putAnswer returns a to the pool, unless a user with very many courses
+// grew its body past maxPooledBody.
+func putAnswer(a *answer) {
+	if cap(a.body) > maxPooledBody {
+		return
+	}
+	a.body, a.fresh = a.body[:0], projection.Freshness{}
+	answers.Put(a)
 }
 
 // freshHeaders formats the freshness headers. The projection's times and

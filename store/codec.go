@@ -108,6 +108,36 @@ func (d *decoder) time() time.Time {
 
 var zeroUnix = time.Time{}.Unix()
 
+// instant is a time as the record holds it, seconds and nanoseconds since
+// the Unix epoch, normalized as time.Unix normalizes them: the query path
+// compares instants without building a time.Time for each.
+type instant struct{ sec, nsec int64 }
+
+// instantOf is t as an instant.
+func instantOf(t time.Time) instant { return instant{t.Unix(), int64(t.Nanosecond())} }
+
+// instant decodes what time decodes, as an instant: d.time().Equal(t) if
+// and only if d.instant() == instantOf(t).
+func (d *decoder) instant() instant {
+	sec, nsec := d.varint(), int64(d.uvarint())
+	if nsec < 0 || nsec >= 1e9 { // as time.Unix
+		n := nsec / 1e9
+		sec += n
+		nsec -= n * 1e9
+		if nsec < 0 {
+			nsec += 1e9
+			sec--
+		}
+	}
+	return instant{sec, nsec}
+}
+
+// before is a.Before(b) for the times they are.
+func (a instant) before(b instant) bool { return a.sec < b.sec || a.sec == b.sec && a.nsec < b.nsec }
+
+// isZero is IsZero for the time it is.
+func (a instant) isZero() bool { return a.sec == zeroUnix && a.nsec == 0 }
+
 // Flags of a user's course entry.
 const (
 	flagEnrolled = 1 << iota // an enrollment event was applied

@@ -2,7 +2,9 @@ package store
 
 import (
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -15,60 +17,86 @@ import (
 // The query path's read: one read transaction (the view shared by the
 // queries between two writes, see view.go), the username index, one
 // record decoded in place (strings are views of bbolt's page memory, valid
-// while the transaction is open) straight into the status, and only the
-// strings of the answer copied out, in one allocation. The freshness is
-// read once per committed transaction, not once per query.
+// while the transaction is open) straight into the status, in a slice from
+// a pool. StatusFunc lends that to its caller while the transaction is
+// open; Status copies the answer's strings out, in one allocation. The
+// freshness is read once per committed transaction, not once per query.
 
-// statusRead answers Status, from the shared view when there is one.
-func (s *Store) statusRead(username string, now time.Time) ([]projection.Status, projection.Freshness, error) {
+// statusRead calls fn with username's status, from the shared view when
+// there is one.
+func (s *Store) statusRead(username string, now time.Time, fn func([]projection.Status, projection.Freshness) error) error {
 	lower := projection.LowerUsername(username)
 	// A read-only view of lower: bbolt neither keeps nor modifies the key.
 	key := unsafe.Slice(unsafe.StringData(lower), len(lower))
+	buf := statusBufs.Get().(*[]projection.Status)
+	defer putStatusBuf(buf)
 	if v := s.acquireView(); v != nil {
 		defer v.mu.RUnlock()
 		c := v.cursors.Get().(*viewCursors)
 		defer v.cursors.Put(c)
-		st, err := s.statusOf(c.usernames, c.users, key, now)
-		return st, v.fresh, err
+		st, err := s.statusOf(c.usernames, c.users, key, now, (*buf)[:0])
+		if err != nil {
+			return err
+		}
+		*buf = st
+		return fn(st, v.fresh)
 	}
 	tx, err := s.db.Begin(false)
 	if err != nil {
-		return nil, projection.Freshness{}, err
+		return err
 	}
 	defer tx.Rollback()
-	st, err := s.statusOf(tx.Bucket(bucketUsernames).Cursor(), tx.Bucket(bucketUsers).Cursor(), key, now)
-	return st, s.freshness(tx), err
+	st, err := s.statusOf(tx.Bucket(bucketUsernames).Cursor(), tx.Bucket(bucketUsers).Cursor(), key, now, (*buf)[:0])
+	if err != nil {
+		return err
+	}
+	*buf = st
+	return fn(st, s.freshness(tx))
+}
+
+// statusBufs hold *[]projection.Status for statusRead: an answer's
+// slice, lent to its caller, comes back for the next query.
+var statusBufs = sync.Pool{New: func() any { return new([]projection.Status) }}
+
+// putStatusBuf clears buf (nothing kept alive through it: its strings view
+// a transaction's pages) and returns it to the pool, unless it grew large.
+func putStatusBuf(buf *[]projection.Status) {
+	if cap(*buf) > 1024 {
+		return
+	}
+	clear(*buf)
+	*buf = (*buf)[:0]
+	statusBufs.Put(buf)
 }
 
 // statusOf looks lower up in the username index and the record it names,
-// and computes the answer.
-func (s *Store) statusOf(usernames, users *bolt.Cursor, lower []byte, now time.Time) ([]projection.Status, error) {
+// and appends the answer to out.
+func (s *Store) statusOf(usernames, users *bolt.Cursor, lower []byte, now time.Time, out []projection.Status) ([]projection.Status, error) {
 	id := seekExact(usernames, lower)
 	if id == nil {
-		return nil, nil
+		return out, nil
 	}
 	v := seekExact(users, id)
 	if v == nil {
-		return nil, nil
+		return out, nil
 	}
-	name, st, err := statusOfRecord(v, now, s.policy)
+	name, st, err := statusOfRecord(v, now, s.policy, out)
 	if err != nil {
-		return nil, fmt.Errorf("user %d: %w", userID(id), err)
+		return out, fmt.Errorf("user %d: %w", userID(id), err)
 	}
 	// The index follows the record's username; a mismatch would be a bug,
 	// and answering another user's data is the worst one.
 	if projection.LowerUsername(name) != string(lower) {
-		return nil, nil
+		return st[:0], nil
 	}
-	detachStatus(st)
 	return st, nil
 }
 
 // statusOfRecord is decodeUser(v) then User.Status(now, p), without
 // building the User: it decodes every field, so that a damaged record fails
-// as decodeUser fails, but keeps only what the answer needs. The username
-// and the answer's strings are views of v.
-func statusOfRecord(v []byte, now time.Time, p projection.Policy) (username string, out []projection.Status, err error) {
+// as decodeUser fails, but keeps only what the answer needs, appended to
+// out. The username and the answer's strings are views of v.
+func statusOfRecord(v []byte, now time.Time, p projection.Policy, out []projection.Status) (username string, _ []projection.Status, err error) {
 	d := decoder{b: v, s: unsafe.String(unsafe.SliceData(v), len(v))}
 	if ver := d.byte(); ver != userRecordV1 && d.err == nil {
 		return "", nil, fmt.Errorf("%w: user record version %d", errCorrupt, ver)
@@ -81,20 +109,21 @@ func statusOfRecord(v []byte, now time.Time, p projection.Policy) (username stri
 		return "", nil, fmt.Errorf("%w: %d course entries in %d bytes", errCorrupt, n, len(d.b))
 	}
 	// As projection.User.Status, entry by entry.
-	since := now.Add(-p.Window)
-	out = make([]projection.Status, 0, min(int(n), max(p.Limit, 0)))
+	// Times are compared as instants, without a time.Time each.
+	since := instantOf(now.Add(-p.Window))
+	out = slices.Grow(out, min(int(n), max(p.Limit, 0)))
 	considered := 0
 	for range n {
 		courseID := d.string()
 		flags := d.byte()
 		mobile := projection.Availability(d.byte())
-		var created, enrolled time.Time
+		created, enrolled := instantOf(time.Time{}), instantOf(time.Time{})
 		if flags&flagEnrolled != 0 {
 			d.string() // mode
-			created = d.time()
-			enrolled = d.time()
+			created = d.instant()
+			enrolled = d.instant()
 		}
-		last := d.time()
+		last := d.instant()
 		var name string
 		hasName := flags&flagHasName != 0
 		if hasName {
@@ -102,7 +131,7 @@ func statusOfRecord(v []byte, now time.Time, p projection.Policy) (username stri
 		}
 		// Active enrollments only (Known: an enrollment time), the first
 		// p.Limit of them, then the mobile filter.
-		if enrolled.IsZero() || flags&flagActive == 0 || considered >= p.Limit {
+		if enrolled.isZero() || flags&flagActive == 0 || considered >= p.Limit {
 			continue
 		}
 		considered++
@@ -110,13 +139,13 @@ func statusOfRecord(v []byte, now time.Time, p projection.Policy) (username stri
 			continue
 		}
 		out = append(out, projection.Status{CourseID: courseID, CourseName: name, HasCourseName: hasName,
-			RecentlyActive: (!last.IsZero() && !last.Before(since)) || created.After(since)})
+			RecentlyActive: (!last.isZero() && !last.before(since)) || since.before(created)})
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes", errCorrupt, len(d.b))
 	}
 	if d.err != nil {
-		return "", nil, d.err
+		return "", out[:0], d.err
 	}
 	return username, out, nil
 }
@@ -154,9 +183,13 @@ func (s *Store) freshness(tx *bolt.Tx) projection.Freshness {
 // freshPointer is the Store's cache of the last freshness read.
 type freshPointer = atomic.Pointer[freshCache]
 
-// detachStatus copies the strings of st (views of page memory) into one
+// detachStatus copies st, and its strings (views of page memory) into one
 // allocation of their own.
-func detachStatus(st []projection.Status) {
+func detachStatus(st []projection.Status) []projection.Status {
+	if len(st) == 0 {
+		return nil
+	}
+	st = slices.Clone(st)
 	n := 0
 	for i := range st {
 		n += len(st[i].CourseID) + len(st[i].CourseName)
@@ -173,4 +206,5 @@ func detachStatus(st []projection.Status) {
 		c.CourseID, off = all[off:off+len(c.CourseID)], off+len(c.CourseID)
 		c.CourseName, off = all[off:off+len(c.CourseName)], off+len(c.CourseName)
 	}
+	return st
 }

@@ -2,6 +2,9 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
@@ -104,18 +107,19 @@ func TestStatusOfRecord(t *testing.T) {
 		for _, p := range policies {
 			for _, now := range []time.Time{time.Date(2025, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2025, 6, 2, 12, 30, 0, 123456000, time.UTC),
 				time.Date(2025, 6, 19, 0, 0, 0, 0, time.UTC), time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} {
-				name, got, err := statusOfRecord(rec, now, p)
+				name, got, err := statusOfRecord(rec, now, p, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if want := dec.Status(now, p); name != dec.Username || !reflect.DeepEqual(got, want) {
+				// Empty is empty, nil or not.
+				if want := dec.Status(now, p); name != dec.Username || (len(got) > 0 || len(want) > 0) && !reflect.DeepEqual(got, want) {
 					t.Fatalf("%d courses, %+v at %v: got %q %+v, want %q %+v", n, p, now, name, got, dec.Username, want)
 				}
 			}
 		}
 		for cut := range rec {
 			_, werr := decodeUser(rec[:cut])
-			_, _, gerr := statusOfRecord(rec[:cut], time.Time{}, policies[0])
+			_, _, gerr := statusOfRecord(rec[:cut], time.Time{}, policies[0], nil)
 			if (werr == nil) != (gerr == nil) || werr != nil && werr.Error() != gerr.Error() {
 				t.Fatalf("record cut at %d: error %v, decodeUser error %v", cut, gerr, werr)
 			}
@@ -124,18 +128,101 @@ func TestStatusOfRecord(t *testing.T) {
 }
 
 // BenchmarkStatusOfRecord is BenchmarkDecodeUser's record through the query
-// path's decoding into the status, strings copied out.
+// path's decoding into the status, into a reused slice, as StatusFunc
+// lends it.
 func BenchmarkStatusOfRecord(b *testing.B) {
 	u := benchUser()
 	rec := encodeUser(nil, &u)
 	now := time.Date(2025, 6, 2, 0, 0, 0, 0, time.UTC)
 	p := projection.DefaultPolicy()
+	var st []projection.Status
 	b.ReportAllocs()
 	for b.Loop() {
-		_, st, err := statusOfRecord(rec, now, p)
-		if err != nil {
-			b.Fatal(err)
+		var err error
+		if _, st, err = statusOfRecord(rec, now, p, st[:0]); err != nil || len(st) == 0 {
+			b.Fatal(err, len(st))
 		}
-		detachStatus(st)
+	}
+}
+
+// TestInstantAgreesWithTime: the query path's instants decode, compare and
+// test zero as the times decoder.time builds, for encoded values of every
+// kind, unnormalized nanoseconds included (which no encoder writes, but a
+// damaged record may hold).
+func TestInstantAgreesWithTime(t *testing.T) {
+	secs := []int64{zeroUnix, zeroUnix - 1, zeroUnix + 1, -1, 0, 1, 1748736000, 1748736001, 253402300799, math.MaxInt64 / 2, math.MinInt64 / 2}
+	nsecs := []uint64{0, 1, 999_999_999, 1_000_000_000, 1_500_000_000, 5_000_000_001, 1 << 63, math.MaxUint64}
+	var times []time.Time
+	var instants []instant
+	for _, sec := range secs {
+		for _, nsec := range nsecs {
+			rec := binary.AppendUvarint(binary.AppendVarint(nil, sec), nsec)
+			d1, d2 := decoder{b: rec}, decoder{b: rec}
+			times, instants = append(times, d1.time()), append(instants, d2.instant())
+			if d1.err != nil || d2.err != nil {
+				t.Fatalf("%d, %d: %v, %v", sec, nsec, d1.err, d2.err)
+			}
+		}
+	}
+	for i := range times {
+		if times[i].IsZero() != instants[i].isZero() {
+			t.Fatalf("%v: IsZero %v, instant %+v isZero %v", times[i], times[i].IsZero(), instants[i], instants[i].isZero())
+		}
+		if instantOf(times[i]) != instants[i] {
+			t.Fatalf("%v: instant %+v, instantOf %+v", times[i], instants[i], instantOf(times[i]))
+		}
+		for j := range times {
+			if times[i].Before(times[j]) != instants[i].before(instants[j]) {
+				t.Fatalf("%v before %v: %v, instants %v", times[i], times[j], times[i].Before(times[j]), instants[i].before(instants[j]))
+			}
+		}
+	}
+}
+
+// TestStatusFuncLends: StatusFunc lends what Status answers, one user after
+// another (the lent slice is reused), and returns fn's error as it is.
+func TestStatusFuncLends(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	ctx := context.Background()
+	history := reference.RandomHistory(rand.New(rand.NewPCG(7, 7)), 60, 10, 1200, now)
+	s, err := Open(filepath.Join(t.TempDir(), FileName), DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Apply(Batch{Events: history, Messages: len(history)}); err != nil {
+		t.Fatal(err)
+	}
+	names := (&reference.Model{Events: history}).Usernames()
+	nonEmpty := 0
+	for _, name := range names {
+		want, wantFresh, err := s.Status(ctx, name, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []projection.Status
+		err = s.StatusFunc(ctx, name, now, func(lent []projection.Status, fresh projection.Freshness) error {
+			if fresh != wantFresh {
+				t.Errorf("%s: freshness %+v, want %+v", name, fresh, wantFresh)
+			}
+			got = detachStatus(lent)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) > 0 || len(want) > 0 {
+			nonEmpty++
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%s: lent %+v, Status %+v", name, got, want)
+			}
+		}
+	}
+	if nonEmpty < len(names)/2 {
+		t.Fatalf("only %d of %d users have a status", nonEmpty, len(names))
+	}
+	stop := errors.New("stop")
+	if err := s.StatusFunc(ctx, names[0], now, func([]projection.Status, projection.Freshness) error { return stop }); err != stop {
+		t.Fatalf("StatusFunc returned %v, want fn's error", err)
 	}
 }

@@ -160,8 +160,20 @@ func (s *Store) Path() string { return s.path }
 // Status returns the enrollments status of username at now under the store's
 // policy, with the freshness of the read. An unknown user has an empty status.
 // It is one read transaction: an index lookup and one record (see read.go).
-func (s *Store) Status(_ context.Context, username string, now time.Time) ([]projection.Status, projection.Freshness, error) {
-	return s.statusRead(username, now)
+func (s *Store) Status(ctx context.Context, username string, now time.Time) (st []projection.Status, fresh projection.Freshness, err error) {
+	err = s.StatusFunc(ctx, username, now, func(lent []projection.Status, f projection.Freshness) error {
+		st, fresh = detachStatus(lent), f
+		return nil
+	})
+	return st, fresh, err
+}
+
+// StatusFunc is Status that lends the answer to fn instead of copying it
+// out: the statuses, and their strings, are valid only until fn returns,
+// and the read transaction stays open until then (fn should be quick: it
+// delays the next write). fn's error is StatusFunc's.
+func (s *Store) StatusFunc(_ context.Context, username string, now time.Time, fn func([]projection.Status, projection.Freshness) error) error {
+	return s.statusRead(username, now, fn)
 }
 
 // UserByName returns the record of the user whose username, lower-cased as

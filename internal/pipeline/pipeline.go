@@ -101,6 +101,14 @@ func (p *Pipeline) Status(ctx context.Context, username string, now time.Time) (
 	return p.st.Status(ctx, username, now)
 }
 
+// StatusFunc answers a query from the current store, lending the answer
+// to fn (see store.Store.StatusFunc); a swap waits for fn.
+func (p *Pipeline) StatusFunc(ctx context.Context, username string, now time.Time, fn func([]projection.Status, projection.Freshness) error) error {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	return p.st.StatusFunc(ctx, username, now, fn)
+}
+
 // Ready is the live consumer's readiness; before it runs, not ready.
 func (p *Pipeline) Ready() error {
 	if c := p.cons.Load(); c != nil {
