@@ -25,7 +25,9 @@
 // backend shares one), with pooled cursors: a query opens no transaction
 // and allocates nothing in bbolt. The view is closed before every write
 // transaction begins, so that a commit that remaps the growing file never
-// waits for it.
+// waits for it. StatusFunc lends the answer, decoded in place (its strings
+// are views of the file's pages), to a function that encodes it while the
+// transaction is open; Status copies it out.
 //
 // # Bulk loads
 //
