@@ -1,7 +1,6 @@
 package httpapi_test
 
 import (
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -34,22 +33,5 @@ func BenchmarkServeConnBareJWT(b *testing.B) {
 		}
 		return c.JSONBlob(http.StatusOK, body)
 	})
-	srv := httpapi.NewHTTPServer(httpapi.DefaultConfig(), e, nil)
-	req := []byte("GET /api/mobile/v4/users/alice/enrollments_status/ HTTP/1.1\r\nHost: x\r\n" +
-		"Accept: application/json\r\nAuthorization: JWT " + token(b, "alice") + "\r\n\r\n")
-	ln := &memListener{conns: make(chan net.Conn), closed: make(chan struct{})}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	b.Cleanup(func() {
-		_ = srv.Shutdown(b.Context())
-		<-done
-	})
-	c := newMemConn(req)
-	b.ReportAllocs()
-	b.ResetTimer()
-	c.serve(ln, b.N)
-	b.StopTimer()
-	if c.ok != b.N {
-		b.Fatalf("%d answers of %d were 200: %q", c.ok, b.N, c.last)
-	}
+	serveConn(b, httpapi.NewHTTPServer(httpapi.DefaultConfig(), e, nil))
 }
