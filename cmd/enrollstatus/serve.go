@@ -58,7 +58,7 @@ type service struct {
 // in order: stop taking requests and finish those in flight, stop consuming
 // (the batch in progress is committed whole or not at all), close the store.
 // started, when not nil, receives the running service once it listens.
-func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *service) error {
+func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *service) (err error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerBuildInfo(reg)
@@ -72,7 +72,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *s
 	if err != nil {
 		return err
 	}
-	defer pl.Close()
+	defer func() {
+		pl.Close() // waits for a rebuild the admin API started
+		log.Info("stopped", "err", err)
+	}()
 	registerStoreMetrics(reg, pl)
 	log.Info("projection open", "component", "store", "path", cfg.storePath())
 
@@ -127,9 +130,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *s
 	if started != nil {
 		started <- &service{pipeline: pl, registry: reg, httpAddr: ln.Addr().String()}
 	}
-	err = g.Wait()
-	log.Info("stopped", "err", err)
-	return err
+	return g.Wait()
 }
 
 // servePprof serves Go's profiles on addr until ctx ends: an operator's
