@@ -222,6 +222,7 @@ func (c *Consumer) flush(p *pending) error {
 			st.failed = err
 		}
 	}
+	c.sumLag()
 	c.mu.Unlock()
 	c.checkCaughtUp()
 	return nil

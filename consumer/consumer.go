@@ -70,6 +70,9 @@ type Consumer struct {
 
 	caughtUp  atomic.Bool
 	connected atomic.Bool
+	// lag is the partitions' lag summed, stored by sumLag whenever a
+	// position changes: Lag, asked by every query, reads it without mu.
+	lag       atomic.Int64
 	lastEvent atomic.Int64 // Unix microseconds of the newest event applied
 	started   time.Time    // when Run began
 }
@@ -135,6 +138,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.stored[p] = true
 		}
 	}
+	c.sumLag()
 	c.mu.Unlock()
 
 	// The applier, the poller and the readers it starts share gctx: when one

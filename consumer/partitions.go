@@ -97,6 +97,7 @@ func (c *Consumer) poll(ctx context.Context, readers *errgroup.Group, started ma
 		}
 	}
 	c.m.partitions.Set(float64(len(started)))
+	c.sumLag()
 	c.mu.Unlock()
 	c.checkCaughtUp()
 
@@ -111,6 +112,7 @@ func (c *Consumer) poll(ctx context.Context, readers *errgroup.Group, started ma
 			}
 			c.mu.Lock()
 			c.parts[pos].next = next
+			c.sumLag()
 			c.mu.Unlock()
 		}
 		if !first {

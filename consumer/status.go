@@ -74,12 +74,16 @@ func (c *Consumer) Ready() error {
 // Lag returns the messages between the applied positions and the last known
 // end offsets, summed over partitions, and whether the brokers are reachable.
 func (c *Consumer) Lag() (messages int64, connected bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	return c.lag.Load(), c.connected.Load()
+}
+
+// sumLag stores the partitions' summed lag for Lag. c.mu is held.
+func (c *Consumer) sumLag() {
+	var n int64
 	for _, st := range c.parts {
-		messages += max(st.end-st.next, 0)
+		n += max(st.end-st.next, 0)
 	}
-	return messages, c.connected.Load()
+	c.lag.Store(n)
 }
 
 // PartitionStatus is one partition's position, for inspection.
