@@ -1,13 +1,12 @@
 package consumer_test
 
 import (
-	"bytes"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/internal/leak"
 	"github.com/enrollstatus/enrollstatus/internal/synth"
 	"github.com/enrollstatus/enrollstatus/store"
 )
@@ -35,28 +34,7 @@ func TestReadersClosedByWaitClosed(t *testing.T) {
 		t.Fatalf("Run took %v to return: it waited for its readers' long polls (MaxWait %v)", took, maxWait)
 	}
 	r.consumer.WaitClosed()
-	if n := readerGoroutines(); n > 0 {
+	if n := leak.KafkaReaders(); n > 0 {
 		t.Fatalf("%d kafka-go reader goroutines left after WaitClosed", n)
 	}
-}
-
-// readerGoroutines counts the goroutines running or closing a kafka-go
-// Reader.
-func readerGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	count := 0
-	for _, g := range bytes.Split(buf, []byte("\n\n")) {
-		if bytes.Contains(g, []byte("segmentio/kafka-go.(*Reader)")) || bytes.Contains(g, []byte("segmentio/kafka-go.(*reader)")) {
-			count++
-		}
-	}
-	return count
 }

@@ -106,7 +106,7 @@ Flags:
 	}
 	defer func() {
 		r.Stop()
-		r.WaitClosed() // after the swap: a no-op after a bulk load
+		r.WaitClosed() // after the swap: the load's closes overlapped its writing
 	}()
 	if err := r.WaitCaughtUp(ctx, bar.show); err != nil {
 		return fmt.Errorf("rebuild: %w (the old projection is unchanged)", err)

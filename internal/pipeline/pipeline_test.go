@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/enrollstatus/enrollstatus/consumer"
+	"github.com/enrollstatus/enrollstatus/internal/leak"
 	"github.com/enrollstatus/enrollstatus/internal/pipeline"
 	"github.com/enrollstatus/enrollstatus/internal/synth"
 	"github.com/enrollstatus/enrollstatus/projection"
@@ -168,6 +169,12 @@ func TestFirstCatchUpBulkLoads(t *testing.T) {
 	waitFor(t, "the messages after the catch-up", func() bool { return appliedOf(pl) == uint64(len(msgs)+len(more)) })
 	stop()
 
+	// Every reader the first catch-up and the live consumer ran was
+	// waited for by Close.
+	if n := leak.KafkaReaders(); n > 0 {
+		t.Fatalf("%d kafka-go reader goroutines left after Close", n)
+	}
+
 	again, _, _ := h.start(path, bulk)
 	waitFor(t, "ready again", func() bool { return again.Ready() == nil })
 	if pr, ok := again.RebuildProgress(); ok {
@@ -203,6 +210,26 @@ func TestStartRebuild(t *testing.T) {
 	}
 	if _, err := os.Stat(path + ".rebuild"); !os.IsNotExist(err) {
 		t.Fatalf("Close returned before the rebuild removed its file: %v", err)
+	}
+}
+
+// TestCloseWaitsForReaders: the readers of every consumer a pipeline ran,
+// the live one's and an online rebuild's (its bulk load's and its
+// follower's), are closed in the background, each in a long poll at the
+// head when it stops, and Close waits for all of them.
+func TestCloseWaitsForReaders(t *testing.T) {
+	h := newHarness(t)
+	h.produce(append(h.gen.Catalog(), h.gen.History(3000)...))
+	pl, _, stop := h.start(filepath.Join(t.TempDir(), store.FileName), func(o *pipeline.Options) {
+		o.Consumer.MaxWait = 2 * time.Second // long polls that outlast the rebuild
+	})
+	waitFor(t, "ready", func() bool { return pl.Ready() == nil })
+	if err := pl.Rebuild(context.Background(), time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	if n := leak.KafkaReaders(); n > 0 {
+		t.Fatalf("%d kafka-go reader goroutines left after Close", n)
 	}
 }
 

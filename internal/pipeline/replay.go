@@ -42,8 +42,9 @@ type Replayer struct {
 	rate   rateMeter
 
 	mu     sync.Mutex
-	c      *consumer.Consumer // the current phase's consumer
-	loader *store.Loader      // during the bulk load, else nil
+	c      *consumer.Consumer   // the current phase's consumer
+	ran    []*consumer.Consumer // every phase's, for WaitClosed
+	loader *store.Loader        // during the bulk load, else nil
 	phase  string
 	loaded uint64 // messages the bulk load wrote
 }
@@ -86,7 +87,7 @@ func replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *cons
 		}
 		return nil, err
 	}
-	r.c = c
+	r.c, r.ran = c, []*consumer.Consumer{c}
 	rctx, stop := context.WithCancel(ctx)
 	r.stop = stop
 	go func() { r.done <- r.run(rctx) }()
@@ -130,6 +131,7 @@ func (r *Replayer) run(ctx context.Context) error {
 		}
 		r.mu.Lock()
 		r.c, r.loader, r.phase = c, nil, PhaseFollow
+		r.ran = append(r.ran, c)
 		r.mu.Unlock()
 	}
 	return r.current().Run(ctx)
@@ -144,9 +146,6 @@ func (r *Replayer) load(ctx context.Context) error {
 	defer stop()
 	ran := make(chan error, 1)
 	go func() { ran <- c.Run(lctx) }()
-	// Its readers' closes, left to the background when it stops at the
-	// head, end while the load is written.
-	defer c.WaitClosed()
 	t := time.NewTicker(waitCheck)
 	defer t.Stop()
 	for caughtUp := false; !caughtUp; {
@@ -210,8 +209,16 @@ func (r *Replayer) Stop() error {
 
 // WaitClosed waits for the readers of the replay's consumers to close
 // (kafka-go's Close waits out a long poll: up to the consumer's MaxWait
-// after Stop). Stop must have returned.
-func (r *Replayer) WaitClosed() { r.current().WaitClosed() }
+// after it stopped; the bulk load's closes overlap its writing and what
+// follows). Stop must have returned.
+func (r *Replayer) WaitClosed() {
+	r.mu.Lock()
+	ran := r.ran
+	r.mu.Unlock()
+	for _, c := range ran {
+		c.WaitClosed()
+	}
+}
 
 // Progress reads the replay's position.
 func (r *Replayer) Progress() Progress {
