@@ -34,7 +34,7 @@ func TestReadersClosedByWaitClosed(t *testing.T) {
 		t.Fatalf("Run took %v to return: it waited for its readers' long polls (MaxWait %v)", took, maxWait)
 	}
 	r.consumer.WaitClosed()
-	if n := leak.KafkaReaders(); n > 0 {
+	if n := leak.KafkaReaders(50 * time.Millisecond); n > 0 {
 		t.Fatalf("%d kafka-go reader goroutines left after WaitClosed", n)
 	}
 }

@@ -171,7 +171,7 @@ func TestFirstCatchUpBulkLoads(t *testing.T) {
 
 	// Every reader the first catch-up and the live consumer ran was
 	// waited for by Close.
-	if n := leak.KafkaReaders(); n > 0 {
+	if n := leak.KafkaReaders(50 * time.Millisecond); n > 0 {
 		t.Fatalf("%d kafka-go reader goroutines left after Close", n)
 	}
 
@@ -214,9 +214,10 @@ func TestStartRebuild(t *testing.T) {
 }
 
 // TestCloseWaitsForReaders: the readers of every consumer a pipeline ran,
-// the live one's and an online rebuild's (its bulk load's and its
-// follower's), are closed in the background, each in a long poll at the
-// head when it stops, and Close waits for all of them.
+// the live ones and an online rebuild's, are closed in the background, each
+// in a long poll at the head when it stops, and Close waits for all of
+// them. (Which consumer's closes are waited for last cannot be told from
+// outside: a later consumer's long polls end later.)
 func TestCloseWaitsForReaders(t *testing.T) {
 	h := newHarness(t)
 	h.produce(append(h.gen.Catalog(), h.gen.History(3000)...))
@@ -228,7 +229,7 @@ func TestCloseWaitsForReaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	stop()
-	if n := leak.KafkaReaders(); n > 0 {
+	if n := leak.KafkaReaders(50 * time.Millisecond); n > 0 {
 		t.Fatalf("%d kafka-go reader goroutines left after Close", n)
 	}
 }
