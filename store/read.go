@@ -64,7 +64,7 @@ func putStatusBuf(buf *[]projection.Status) {
 	if cap(*buf) > 1024 {
 		return
 	}
-	clear(*buf)
+	clear((*buf)[:cap(*buf)]) // past len too: an answer cut short leaves views there
 	*buf = (*buf)[:0]
 	statusBufs.Put(buf)
 }
