@@ -1,9 +1,6 @@
 package consumer_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
@@ -90,17 +87,9 @@ func TestBatchesGrowWhileCatchingUp(t *testing.T) {
 			if tc.unbounded {
 				sink = unboundedRecorder{rec}
 			}
-			c, err := consumer.New(cfg, sink, consumer.NewDecoder(nil), consumer.NewMetrics(prometheus.NewRegistry()),
-				slog.New(slog.NewTextHandler(io.Discard, nil)))
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- c.Run(ctx) }()
+			_, stop := runConsumer(t, cfg, sink, prometheus.NewRegistry())
 			defer func() {
-				cancel()
-				if err := <-done; err != nil {
+				if err := stop(); err != nil {
 					t.Error(err)
 				}
 			}()

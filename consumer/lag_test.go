@@ -1,9 +1,6 @@
 package consumer_test
 
 import (
-	"context"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -49,29 +46,15 @@ func TestLag(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	t.Cleanup(func() { s.Close() }) // after the consumer stopped
 	sink := &gatedSink{StoreSink: pipeline.StoreSink{Store: s}, open: make(chan struct{})}
 	cfg := consumer.DefaultConfig()
 	cfg.Brokers, cfg.Topics = []string{broker}, []string{"events"}
 	cfg.BatchSize, cfg.CatchUpBatchSize = 100, 0 // many small batches
 	cfg.BatchWait, cfg.MaxWait = 20*time.Millisecond, 50*time.Millisecond
 	cfg.PollInterval = time.Hour // end offsets from the first poll only: commits alone move the lag
-	c, err := consumer.New(cfg, sink, consumer.NewDecoder(nil), consumer.NewMetrics(prometheus.NewRegistry()),
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() {
-		sink.release() // a held batch would keep Run from returning
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-		c.WaitClosed()
-	}()
+	c, stop := runConsumer(t, cfg, sink, prometheus.NewRegistry())
+	t.Cleanup(sink.release) // before the stop: a held batch would keep Run from returning
 
 	summed := func() (next, end int64) {
 		for _, p := range c.Partitions() {
@@ -91,5 +74,8 @@ func TestLag(t *testing.T) {
 	waitFor(t, "caught up", time.Minute, func() bool { return c.Ready() == nil })
 	if lag, _ := c.Lag(); lag != 0 {
 		t.Fatalf("Lag %d once caught up, want 0", lag)
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 }

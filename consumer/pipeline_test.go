@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,28 +76,47 @@ func startPipeline(t testing.TB, broker string, path string, mutate func(*consum
 		mutate(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := consumer.New(cfg, pipeline.StoreSink{Store: s}, consumer.NewDecoder(nil), consumer.NewMetrics(reg), log)
+	c, stop := runConsumer(t, cfg, pipeline.StoreSink{Store: s}, reg)
+	r := &running{consumer: c, store: s, reg: reg}
+	r.stop = func() error {
+		err := stop()
+		s.Close()
+		return err
+	}
+	t.Cleanup(func() { r.stop() })
+	return r
+}
+
+// runConsumer runs a consumer of cfg into sink, counting into reg, until
+// stop: stop returns Run's error (once; later calls return it again), and
+// leaves the readers closing in the background, as Run does. At cleanup it
+// is stopped, and its readers' closes are waited for.
+func runConsumer(t testing.TB, cfg consumer.Config, sink consumer.Sink, reg *prometheus.Registry) (c *consumer.Consumer, stop func() error) {
+	t.Helper()
+	c, err := consumer.New(cfg, sink, consumer.NewDecoder(nil), consumer.NewMetrics(reg),
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	r := &running{consumer: c, store: s, reg: reg}
-	stopped := false
-	r.stop = func() error {
-		if stopped {
-			return nil
-		}
-		stopped = true
-		cancel()
-		err := <-done
-		s.Close()
-		return err
+	var (
+		once   sync.Once
+		runErr error
+	)
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			runErr = <-done
+		})
+		return runErr
 	}
-	t.Cleanup(func() { r.stop() })
-	return r
+	t.Cleanup(func() {
+		stop()
+		c.WaitClosed()
+	})
+	return c, stop
 }
 
 // waitFor polls cond until it holds or the deadline passes.
