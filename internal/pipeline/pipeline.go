@@ -94,13 +94,6 @@ func (p *Pipeline) Store(fn func(*store.Store) error) error {
 	return fn(p.st)
 }
 
-// Status answers a query from the current store.
-func (p *Pipeline) Status(ctx context.Context, username string, now time.Time) ([]projection.Status, projection.Freshness, error) {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	return p.st.Status(ctx, username, now)
-}
-
 // StatusFunc answers a query from the current store, lending the answer
 // to fn (see store.Store.StatusFunc); a swap waits for fn.
 func (p *Pipeline) StatusFunc(ctx context.Context, username string, now time.Time, fn func([]projection.Status, projection.Freshness) error) error {

@@ -118,6 +118,17 @@ func digestOf(t *testing.T, pl *pipeline.Pipeline) string {
 	return d.Total
 }
 
+// courses is how many courses name's answer lists, read as the server
+// reads it.
+func courses(pl *pipeline.Pipeline, name string, now time.Time) (int, error) {
+	n := 0
+	err := pl.StatusFunc(context.Background(), name, now, func(st []projection.Status, _ projection.Freshness) error {
+		n = len(st)
+		return nil
+	})
+	return n, err
+}
+
 func appliedOf(pl *pipeline.Pipeline) uint64 {
 	var f projection.Freshness
 	pl.Store(func(st *store.Store) (err error) { f, err = st.Freshness(); return err })
@@ -253,10 +264,10 @@ func TestRebuildWhileServing(t *testing.T) {
 	want := map[string]int{}
 	for id := 1; id <= 200 && len(watched) < 20; id++ {
 		name := synth.Username(id)
-		got, _, err := pl.Status(ctx, name, h.now)
-		if err == nil && len(got) > 0 {
+		n, err := courses(pl, name, h.now)
+		if err == nil && n > 0 {
 			watched = append(watched, name)
-			want[name] = len(got)
+			want[name] = n
 		}
 	}
 	var queries, bad atomic.Int64
@@ -273,9 +284,9 @@ func TestRebuildWhileServing(t *testing.T) {
 				default:
 				}
 				name := watched[i%len(watched)]
-				got, _, err := pl.Status(ctx, name, h.now)
+				n, err := courses(pl, name, h.now)
 				queries.Add(1)
-				if err != nil || len(got) != want[name] {
+				if err != nil || n != want[name] {
 					bad.Add(1)
 				}
 				// A client's pace, not a spin: two goroutines that never
@@ -422,7 +433,7 @@ func TestRetirementLeavesNoTrace(t *testing.T) {
 	path := filepath.Join(t.TempDir(), store.FileName)
 	pl, _, _ := h.start(path)
 	waitFor(t, "ingest", func() bool { return appliedOf(pl) == uint64(len(msgs)) })
-	if got, _, _ := pl.Status(context.Background(), secret, h.now); len(got) == 0 {
+	if n, _ := courses(pl, secret, h.now); n == 0 {
 		t.Fatal("the user was not projected; the test proves nothing")
 	}
 	raw, _ := os.ReadFile(path)
@@ -439,8 +450,8 @@ func TestRetirementLeavesNoTrace(t *testing.T) {
 	if bytes.Contains(raw, []byte(secret)) || bytes.Contains(raw, []byte(strings.ToLower(secret))) {
 		t.Fatal("the retired username is still in the projection file after compaction")
 	}
-	if got, _, _ := pl.Status(context.Background(), secret, h.now); len(got) != 0 {
-		t.Fatalf("the retired user still answers %v", got)
+	if n, _ := courses(pl, secret, h.now); n != 0 {
+		t.Fatalf("the retired user still answers %d courses", n)
 	}
 	// Consuming continues on the compacted file.
 	h.produce(h.gen.History(100))
