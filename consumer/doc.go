@@ -17,7 +17,8 @@
 // Transaction markers, which kafka-go hands over like messages, are
 // recognised and ignored. A stopping consumer does not wait for its readers'
 // Close, which waits for a fetch in flight at the head (up to MaxWait): they
-// end in the background, and nothing they read is applied.
+// end in the background, nothing they read is applied, and WaitClosed waits
+// for them (its owner calls it when waiting costs nothing).
 //
 // # Formats
 //
