@@ -38,7 +38,11 @@
 // once, in key order, and the username and member indexes after them, also
 // in key order. The merges being order-independent, the file holds what
 // Apply would have built from the same events. A new replica's first
-// catch-up is such a load too (internal/pipeline).
+// catch-up is such a load too (internal/pipeline). A merge loader
+// (NewMergeLoader) does the same into a new file for a projection that
+// holds data and is far behind: it reads the old file's records in key order
+// alongside the sorted backlog and writes each once, so a replica back from
+// a long outage catches up at a load's speed.
 //
 // # Caveats
 //

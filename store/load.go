@@ -47,6 +47,15 @@ type Loader struct {
 	courseIDs   []string
 	minUser     int64 // the range of user ids added, for memberOrder
 	maxUser     int64
+
+	// A merge's (NewMergeLoader): the store merged with the events, its
+	// offsets when the loader began, and its retired users.
+	base        *Store
+	positions   map[Partition]int64
+	baseRetired map[int64]bool
+	// changed holds, during Finish, the courses whose view the added
+	// metadata changed: a merge rewrites them into base's records.
+	changed map[string]projection.CourseView
 }
 
 // LoaderOptions bound a Loader's memory.
@@ -106,6 +115,40 @@ func (s *Store) NewLoader(opts LoaderOptions) (*Loader, error) {
 		courseIndex: map[string]uint32{},
 	}, nil
 }
+
+// NewMergeLoader returns a loader into s, which must be Empty, that merges
+// the events added with everything base holds: at Finish, s holds what
+// base would hold had Apply applied the same events to it, except that the
+// username index is settled as a load settles it (the latest claim of each
+// name holds it, whoever claimed it first). The events must be those that
+// follow base's offsets (Positions); base must not be written to until
+// Finish returns.
+//
+// This is how a projection that holds data catches up with a large
+// backlog: every record written once, in key order, instead of Apply
+// rewriting a page for nearly every user of every batch.
+func (s *Store) NewMergeLoader(base *Store, opts LoaderOptions) (*Loader, error) {
+	l, err := s.NewLoader(opts)
+	if err != nil {
+		return nil, err
+	}
+	if l.positions, err = base.Offsets(); err != nil {
+		return nil, err
+	}
+	l.base, l.baseRetired = base, map[int64]bool{}
+	maps.Copy(l.offsets, l.positions)
+	err = base.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRetired).ForEach(func(k, _ []byte) error {
+			l.baseRetired[userID(k)] = true
+			return nil
+		})
+	})
+	return l, err
+}
+
+// Positions returns the offsets the events added must follow: base's for a
+// merge, none for a load into an empty store.
+func (l *Loader) Positions() map[Partition]int64 { return maps.Clone(l.positions) }
 
 // Messages returns the number of messages added so far. Unlike the rest of
 // the Loader, it may be called from any goroutine.
@@ -171,12 +214,23 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 	if err := tx.begin(); err != nil {
 		return res, err
 	}
+	var base *bolt.Tx // a merge's: base as it is, read in key order
+	metas := l.metas
+	if l.base != nil {
+		if base, err = l.base.db.Begin(false); err != nil {
+			return res, err
+		}
+		defer base.Rollback()
+		if metas, err = l.mergeBase(tx, base); err != nil {
+			return res, fmt.Errorf("merge: %w", err)
+		}
+	}
 
-	courses := slices.Sorted(maps.Keys(l.metas))
+	courses := slices.Sorted(maps.Keys(metas))
 	views := make(map[string]projection.CourseView, len(courses))
 	for _, c := range courses {
-		views[c] = projection.CourseMeta{}.Merge(l.metas[c]).View()
-		if _, _, err := tx.w.mergeCourse(c, l.metas[c]); err != nil {
+		views[c] = projection.CourseMeta{}.Merge(metas[c]).View()
+		if _, _, err := tx.w.mergeCourse(c, metas[c]); err != nil {
 			return res, fmt.Errorf("course %q: %w", c, err)
 		}
 	}
@@ -188,7 +242,7 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 	names := newSorter(l.st.path, l.opts.RunBytes/4)
 	defer names.close()
 	start := time.Now()
-	if res.Users, err = l.writeUsers(tx, views, members, names, newMemberOrder(l.courseIDs, l.minUser, l.maxUser)); err != nil {
+	if res.Users, err = l.writeUsers(tx, base, views, members, names, newMemberOrder(l.courseIDs, l.minUser, l.maxUser)); err != nil {
 		return res, err
 	}
 	res.UsersTime = time.Since(start)
@@ -212,23 +266,100 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 	return res, tx.commit()
 }
 
+// mergeBase readies a merge's Finish: it copies base's retirements and
+// freshness marks into the new file, adds base's courses to the course
+// table and its users to the range of ids (the member index's sort keys),
+// and returns base's course metadata merged with the metadata added,
+// noting in l.changed the courses whose view that changed.
+func (l *Loader) mergeBase(tx *loadTx, base *bolt.Tx) (map[string]projection.CourseMeta, error) {
+	retired := []byte{}
+	if err := base.Bucket(bucketRetired).ForEach(func(k, _ []byte) error {
+		if err := tx.w.retired.Put(bytes.Clone(k), retired); err != nil {
+			return err
+		}
+		return tx.wrote(len(k) + 16)
+	}); err != nil {
+		return nil, err
+	}
+	meta := base.Bucket(bucketMeta)
+	for _, k := range [][]byte{keyLastEventTime, keyApplied} {
+		if v := meta.Get(k); v != nil {
+			if err := tx.w.meta.Put(k, bytes.Clone(v)); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	merged := maps.Clone(l.metas)
+	l.changed = map[string]projection.CourseView{}
+	if err := base.Bucket(bucketCourses).ForEach(func(k, v []byte) error {
+		m, err := decodeCourse(v)
+		if err != nil {
+			return fmt.Errorf("course %q: %w", k, err)
+		}
+		merged[string(k)] = m.Merge(l.metas[string(k)])
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for c, added := range l.metas {
+		var old projection.CourseMeta
+		if v := base.Bucket(bucketCourses).Get([]byte(c)); v != nil {
+			old, _ = decodeCourse(v) // decoded above
+		}
+		if now := old.Merge(added).View(); now != old.View() {
+			l.changed[c] = now
+		}
+	}
+
+	// The member index holds every course of every record: one seek per
+	// course finds them, past each course's entries (course id, NUL, user id).
+	c := base.Bucket(bucketMembers).Cursor()
+	for k, _ := c.First(); k != nil; {
+		i := bytes.IndexByte(k, 0)
+		if i < 0 {
+			return nil, fmt.Errorf("%w: member key %q", errCorrupt, k)
+		}
+		l.course(string(k[:i]))
+		k, _ = c.Seek(append(bytes.Clone(k[:i]), 1))
+	}
+	users := base.Bucket(bucketUsers).Cursor()
+	if first, _ := users.First(); first != nil {
+		last, _ := users.Last()
+		lo, hi := userID(first), userID(last)
+		if hi < 0 { // negative ids sort last: the keys cannot be packed
+			lo, hi = hi, max(lo, 0)
+		}
+		if l.count == 0 {
+			l.minUser, l.maxUser = lo, hi
+		} else {
+			l.minUser, l.maxUser = min(l.minUser, lo), max(l.maxUser, hi)
+		}
+	}
+	return merged, nil
+}
+
 // writeUsers writes every user's record and queues its index entries: a
 // member entry per course, and the username. Three stages share the work,
 // so that both cores do: groupUsers merges the sorted runs and cuts them
 // into batches of users' events; foldWorkers fold each user's events into a
 // record, two batches at a time; and this goroutine writes the records into
 // bbolt, in the order of the batches.
-func (l *Loader) writeUsers(tx *loadTx, views map[string]projection.CourseView, members, names *sorter, order *memberOrder) (users int, err error) {
+func (l *Loader) writeUsers(tx *loadTx, base *bolt.Tx, views map[string]projection.CourseView, members, names *sorter, order *memberOrder) (users int, err error) {
 	it, err := l.events.iterate()
 	if err != nil {
 		return 0, err
+	}
+	var records *bolt.Cursor // a merge's: base's records, merged in
+	if base != nil {
+		records = base.Bucket(bucketUsers).Cursor()
 	}
 	const workers = 2
 	jobs := make(chan foldJob, workers)
 	ordered := make(chan chan foldResult, 2*workers) // each batch's result, in batch order
 	stop := make(chan struct{})
 	grouped := make(chan error, 1)
-	go func() { grouped <- groupUsers(it, jobs, ordered, stop) }()
+	go func() { grouped <- groupUsers(it, records, jobs, ordered, stop) }()
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
@@ -256,6 +387,9 @@ func (l *Loader) writeUsers(tx *loadTx, views map[string]projection.CourseView, 
 		}
 		for i := range r.users {
 			f := &r.users[i]
+			if f.dropped {
+				continue
+			}
 			users++
 			if f.retired {
 				if err := tx.w.retired.Put(f.key, retired); err != nil {
@@ -296,6 +430,7 @@ type userBatch struct {
 
 type userEvents struct {
 	key    []byte   // in data
+	record []byte   // a merge's: the user's record in base, in data; nil if none
 	events [][]byte // spill-encoded, in data
 }
 
@@ -313,17 +448,19 @@ type foldResult struct {
 // would write for a user it has not seen before, or a retirement.
 type foldedUser struct {
 	key     []byte
+	dropped bool // retired in a merge's base: nothing to write
 	retired bool
 	record  []byte   // encoded, owned: bbolt keeps it until the commit
 	courses []string // the record's course ids
 	nameKey []byte   // appendNameKey's, or nil without a username
 }
 
-// groupUsers reads the sorted events and cuts them into batches of whole
+// groupUsers reads the sorted events, merged with base's records in a
+// merge (records, in key order, or nil), and cuts them into batches of whole
 // users, each sent to the fold workers with a channel for its result,
 // which goes to ordered in batch order. It closes jobs and ordered when done
 // or when stop is closed.
-func groupUsers(it *sortIter, jobs chan<- foldJob, ordered chan<- chan foldResult, stop <-chan struct{}) error {
+func groupUsers(it *sortIter, records *bolt.Cursor, jobs chan<- foldJob, ordered chan<- chan foldResult, stop <-chan struct{}) error {
 	defer close(ordered)
 	defer close(jobs)
 	const batchUsers = 512
@@ -341,43 +478,57 @@ func groupUsers(it *sortIter, jobs chan<- foldJob, ordered chan<- chan foldResul
 			return false
 		}
 	}
+	k, v, ok, err := it.next()
+	if err != nil {
+		return err
+	}
+	var rk, rv []byte // the next record of base; nil: none left
+	if records != nil {
+		rk, rv = records.First()
+	}
 	b := &userBatch{}
-	var (
-		spans   []int // each event's end in b.data, then the user's
-		lastKey []byte
-	)
-	endUser := func() {
-		u := userEvents{key: b.data[spans[0]-len(lastKey) : spans[0]]}
+	var spans []int // the user's key's end in b.data, then each event's end
+	for ok || rk != nil {
+		// The next user: the lower key of the next event and the next record.
+		key := k
+		if !ok || rk != nil && bytes.Compare(rk, k) < 0 {
+			key = rk
+		}
+		keyStart := len(b.data)
+		b.data = append(b.data, key...)
+		keyEnd := len(b.data)
+		u := userEvents{}
+		recordAt := -1
+		if rk != nil && bytes.Equal(rk, key) {
+			recordAt = len(b.data)
+			b.data = append(b.data, rv...)
+			rk, rv = records.Next()
+		}
+		spans = append(spans[:0], len(b.data))
+		for ok && bytes.Equal(k, b.data[keyStart:keyEnd]) {
+			b.data = append(b.data, v...)
+			spans = append(spans, len(b.data))
+			if k, v, ok, err = it.next(); err != nil {
+				return err
+			}
+		}
+		// Slices of b.data only now: the appends above may have moved it.
+		u.key = b.data[keyStart:keyEnd]
+		if recordAt >= 0 {
+			u.record = b.data[recordAt:spans[0]]
+		}
 		for i := 1; i < len(spans); i++ {
 			u.events = append(u.events, b.data[spans[i-1]:spans[i]])
 		}
 		b.users = append(b.users, u)
-	}
-	for {
-		k, v, ok, err := it.next()
-		if err != nil {
-			return err
-		}
-		if !ok || !bytes.Equal(k, lastKey) {
-			if lastKey != nil {
-				endUser()
-				if len(b.users) == batchUsers || !ok {
-					if !send(b) {
-						return nil
-					}
-					b = &userBatch{data: make([]byte, 0, cap(b.data))}
-				}
-			}
-			if !ok {
+		if len(b.users) == batchUsers || !ok && rk == nil {
+			if !send(b) {
 				return nil
 			}
-			lastKey = append(lastKey[:0], k...)
-			b.data = append(b.data, k...)
-			spans = append(spans[:0], len(b.data))
+			b = &userBatch{data: make([]byte, 0, cap(b.data))}
 		}
-		b.data = append(b.data, v...)
-		spans = append(spans, len(b.data))
 	}
+	return nil
 }
 
 // foldBatch folds each user's events into a record as applyUser does
@@ -388,7 +539,17 @@ func (l *Loader) foldBatch(b *userBatch, views map[string]projection.CourseView)
 	var buf []byte
 	for _, ue := range b.users {
 		key := ue.key
+		if l.baseRetired[userID(key)] {
+			out = append(out, foldedUser{key: key, dropped: true}) // mergeBase copied the mark
+			continue
+		}
 		u, retired := projection.User{ID: userID(key)}, false
+		if ue.record != nil {
+			var err error
+			if u, err = decodeUser(ue.record); err != nil {
+				return foldResult{err: fmt.Errorf("user %d: %w", userID(key), err)}
+			}
+		}
 		for _, v := range ue.events {
 			e, err := l.decodeSpillEvent(v)
 			if err != nil {
@@ -407,10 +568,21 @@ func (l *Loader) foldBatch(b *userBatch, views map[string]projection.CourseView)
 				}
 			}
 		}
+		// The metadata added reaches every entry of its courses, as
+		// mergeCourse's fan-out does.
+		for i := range u.Courses {
+			if view, ok := l.changed[u.Courses[i].CourseID]; ok {
+				u.Courses[i].View = view
+			}
+		}
 		f := foldedUser{key: key, retired: retired}
 		if !retired {
 			buf = encodeUser(buf, &u)
-			f.record = bytes.Clone(buf)
+			if bytes.Equal(buf, ue.record) {
+				f.record = ue.record // unchanged, and the batch's own copy
+			} else {
+				f.record = bytes.Clone(buf)
+			}
 			f.courses = make([]string, len(u.Courses))
 			for i, c := range u.Courses {
 				f.courses[i] = c.CourseID

@@ -213,3 +213,99 @@ func shiftUsers(history []projection.Event, d int64) []projection.Event {
 	}
 	return out
 }
+
+// TestMergeLoaderMatchesApply: a projection that Apply built from the first
+// part of a history, merged by a merge loader with the rest, is the file
+// Apply builds from the whole history, batch after batch; the base is left
+// as it was. The cut falls anywhere, so the rest may rename courses whose
+// members it never mentions, retire users of the base, or be empty.
+func TestMergeLoaderMatchesApply(t *testing.T) {
+	p := store.Partition{Topic: "t", Partition: 0}
+	for seed := range uint64(16) {
+		rng := rand.New(rand.NewPCG(seed, 44))
+		history := reference.RandomHistory(rng, 30, 8, 600, now)
+		if seed >= 14 {
+			history = shiftUsers(history, 1<<41)
+		}
+		events := reference.Shuffle(rng, history, 0.3)
+		cut := rng.IntN(len(events) + 1)
+		if seed == 0 {
+			cut = len(events) // nothing to merge
+		}
+
+		applied := MustOpen(t)
+		applyInBatches(t, applied, rng, events)
+		want, err := applied.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		for _, opts := range []store.LoaderOptions{
+			store.DefaultLoaderOptions(),
+			{RunBytes: 1 + rng.IntN(400), TxBytes: 1},
+		} {
+			base := MustOpen(t)
+			applyInBatches(t, base, rng, events[:cut])
+			if _, err := base.Apply(store.Batch{Offsets: map[store.Partition]int64{p: int64(cut)}}); err != nil {
+				t.Fatal(err)
+			}
+			baseDigest, err := base.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+
+			merged := MustOpen(t)
+			l, err := merged.NewMergeLoader(base, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if pos := l.Positions(); pos[p] != int64(cut) || len(pos) != 1 {
+				t.Fatalf("positions %v, want %v: %d", pos, p, cut)
+			}
+			for next := cut; next < len(events); {
+				n := min(len(events)-next, 1+rng.IntN(50))
+				next += n
+				if err := l.Add(store.Batch{Events: events[next-n : next], Offsets: map[store.Partition]int64{p: int64(next)}, Messages: n}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := l.Finish(); err != nil {
+				t.Fatal(err)
+			}
+
+			got, err := merged.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Total != want.Total {
+				diffs, _ := store.Diff(applied, merged, 5)
+				t.Fatalf("seed %d %+v, cut %d of %d: merged digest %v differs from applied %v: %v",
+					seed, opts, cut, len(events), got.Buckets, want.Buckets, diffs)
+			}
+			checkAgainstReference(t, merged, &reference.Model{Events: history}, store.DefaultOptions().Policy)
+			if after, err := base.Digest(); err != nil || after.Total != baseDigest.Total {
+				t.Fatalf("seed %d: the base changed (%v)", seed, err)
+			}
+			f, err := merged.Freshness()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Applied != uint64(len(events)) {
+				t.Fatalf("seed %d: applied %d, want %d", seed, f.Applied, len(events))
+			}
+			if offs, err := merged.Offsets(); err != nil || offs[p] != int64(len(events)) {
+				t.Fatalf("seed %d: offsets %v (%v), want %d", seed, offs, err, len(events))
+			}
+		}
+	}
+}
+
+func TestMergeLoaderNeedsAnEmptyStore(t *testing.T) {
+	s := MustOpen(t)
+	if _, err := s.Apply(store.Batch{Events: []projection.Event{projection.UserInfo{UserID: 1, Username: "u", Time: now}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.NewMergeLoader(MustOpen(t), store.DefaultLoaderOptions()); !errors.Is(err, store.ErrNotEmpty) {
+		t.Fatalf("NewMergeLoader into a store with a user: %v, want ErrNotEmpty", err)
+	}
+}
