@@ -59,6 +59,7 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	MemoryLimitMiB  int
 	BulkLoadEmpty   bool
+	MergeCatchUpMin int64
 	PprofAddr       string
 }
 
@@ -99,6 +100,7 @@ func DefaultConfig() Config {
 		ShutdownTimeout:     15 * time.Second,
 		MemoryLimitMiB:      memlimit.DefaultMiB,
 		BulkLoadEmpty:       true,
+		MergeCatchUpMin:     100_000,
 	}
 }
 
@@ -149,6 +151,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.MemoryLimitMiB, "memory-limit-mib", c.MemoryLimitMiB, "the Go runtime's soft memory limit in MiB (GOMEMLIMIT wins when set); 0: none")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "address of a listener serving Go's profiles (net/http/pprof, /debug/pprof/), apart from the API and without authentication: keep it on loopback; empty: off")
 	fs.BoolVar(&c.BulkLoadEmpty, "bulk-load-empty", c.BulkLoadEmpty, "catch an empty projection (a new replica) up with a rebuild's bulk load into a new file, swapped in when it reached the head; false: batch by batch from the start")
+	fs.Int64Var(&c.MergeCatchUpMin, "merge-catch-up-min", c.MergeCatchUpMin, fmt.Sprintf("a projection that holds data and is at least this many messages, and at least 1/%d of the messages it applied, behind the head at start-up (a replica back from a long outage) catches up by merging its records with the backlog into a new file, swapped in when it reached the head; 0: batch by batch always", pipeline.MergeBacklogRatio))
 }
 
 // Validate says what to fix.
@@ -177,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MemoryLimitMiB < 0 {
 		errs = append(errs, fmt.Errorf("--memory-limit-mib %d: must not be negative", c.MemoryLimitMiB))
+	}
+	if c.MergeCatchUpMin < 0 {
+		errs = append(errs, fmt.Errorf("--merge-catch-up-min %d: must not be negative", c.MergeCatchUpMin))
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--shutdown-timeout %v: must be positive", c.ShutdownTimeout))
@@ -212,7 +218,7 @@ func (c *Config) pipelineOptions(dec *consumer.Decoder, m *consumer.Metrics, log
 	opts := store.DefaultOptions()
 	opts.Policy = c.policy()
 	return pipeline.Options{Path: c.storePath(), Store: opts, Consumer: c.consumerConfig(),
-		Decoder: dec, Metrics: m, Log: log, Registerer: reg, BulkLoadEmpty: c.BulkLoadEmpty}
+		Decoder: dec, Metrics: m, Log: log, Registerer: reg, BulkLoadEmpty: c.BulkLoadEmpty, MergeCatchUpMin: c.MergeCatchUpMin}
 }
 
 func parseLevel(s string) (slog.Level, error) {

@@ -32,7 +32,18 @@ type Options struct {
 	// new replica) a rebuild's bulk load, several times faster than batch
 	// after batch (see Run).
 	BulkLoadEmpty bool
+	// MergeCatchUpMin makes Run's first catch-up of a projection that holds
+	// data a merge into a new file (see Run) when the backlog is at least
+	// this many messages, and at least 1/MergeBacklogRatio of the messages
+	// the projection applied; 0: never.
+	MergeCatchUpMin int64
 }
+
+// MergeBacklogRatio: a merge rewrites every record of the projection,
+// where batch-by-batch Apply rewrites a page per user a batch touches; the
+// merge pays off from a backlog of about this fraction of the history the
+// projection holds.
+const MergeBacklogRatio = 8
 
 // Pipeline is the serving projection: the store queries read and the
 // consumer that feeds it. Rebuild replaces the store by one replayed from the
@@ -108,7 +119,7 @@ func (p *Pipeline) Ready() error {
 		return c.Ready()
 	}
 	if pr, ok := p.RebuildProgress(); ok && pr.Running {
-		return fmt.Errorf("first catch-up: bulk-loading the history into a new file, %.1f%% (GET /admin/rebuild)", 100*pr.Ratio)
+		return fmt.Errorf("first catch-up: bulk-loading into a new file, %.1f%% (GET /admin/rebuild)", 100*pr.Ratio)
 	}
 	return errors.New("starting")
 }
@@ -137,7 +148,11 @@ func (p *Pipeline) Partitions() []consumer.PartitionStatus {
 // does: the history is bulk-loaded into a new file (a .rebuild file next to
 // the projection, which Open removes if a crash left one) until it reached
 // the head as it was at the start, and the file is swapped in. Only then does
-// the live consumer start. A failure falls back to the ordinary catch-up.
+// the live consumer start. With MergeCatchUpMin, a projection that holds
+// data and is far behind (a replica back from a long outage) catches up the
+// same way, its records merged with the backlog (store.NewMergeLoader);
+// queries go on from it meanwhile. A failure falls back to the ordinary
+// catch-up.
 func (p *Pipeline) Run(ctx context.Context) error {
 	if err := p.firstCatchUp(ctx); err != nil {
 		p.log.Warn("first catch-up by bulk load failed; catching up batch by batch", "err", err)
@@ -286,7 +301,7 @@ func (p *Pipeline) Rebuild(ctx context.Context, from time.Time) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return ErrRebuildRunning
 	}
-	return p.runRebuild(ctx, from, true)
+	return p.runRebuild(ctx, from, rebuildOnline)
 }
 
 // StartRebuild starts Rebuild in the background, unless a rebuild or
@@ -296,47 +311,108 @@ func (p *Pipeline) StartRebuild(ctx context.Context, from time.Time) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return ErrRebuildRunning
 	}
-	p.background.Go(func() { _ = p.runRebuild(ctx, from, true) }) // logged, and in the progress
+	p.background.Go(func() { _ = p.runRebuild(ctx, from, rebuildOnline) }) // logged, and in the progress
 	return nil
 }
 
-// firstCatchUp bulk-loads an empty projection, if BulkLoadEmpty: see Run.
+// firstCatchUp bulk-loads an empty projection, if BulkLoadEmpty, and
+// merges one far behind with its backlog, if MergeCatchUpMin: see Run.
 func (p *Pipeline) firstCatchUp(ctx context.Context) error {
-	if !p.opts.BulkLoadEmpty {
-		return nil
-	}
-	if empty, err := p.current().Empty(); err != nil || !empty {
+	empty, err := p.current().Empty()
+	if err != nil {
 		return err
+	}
+	kind := catchUpLoad
+	switch {
+	case empty && p.opts.BulkLoadEmpty:
+		p.log.Info("empty projection: the first catch-up is a bulk load")
+	case !empty && p.opts.MergeCatchUpMin > 0:
+		if merge, err := p.farBehind(ctx); err != nil || !merge {
+			return err
+		}
+		kind = catchUpMerge
+	default:
+		return nil
 	}
 	if !p.running.CompareAndSwap(false, true) {
 		return nil // an admin rebuild got there first: it is as good
 	}
-	p.log.Info("empty projection: the first catch-up is a bulk load")
-	if err := p.runRebuild(ctx, time.Time{}, false); err != nil && ctx.Err() == nil {
+	if err := p.runRebuild(ctx, time.Time{}, kind); err != nil && ctx.Err() == nil {
 		return err
 	}
 	return nil
 }
 
+// farBehind asks the brokers for the projection's backlog and tells whether
+// a merge should catch it up (MergeCatchUpMin, MergeBacklogRatio).
+func (p *Pipeline) farBehind(ctx context.Context) (bool, error) {
+	st := p.current()
+	offs, err := st.Offsets()
+	if err != nil {
+		return false, err
+	}
+	fresh, err := st.Freshness()
+	if err != nil {
+		return false, err
+	}
+	positions := make(map[consumer.Position]int64, len(offs))
+	for part, next := range offs {
+		positions[consumer.Position{Topic: part.Topic, Partition: part.Partition}] = next
+	}
+	bctx, cancel := context.WithTimeout(ctx, backlogTimeout)
+	defer cancel()
+	backlog, err := consumer.Backlog(bctx, p.opts.Consumer, positions)
+	if err != nil {
+		return false, fmt.Errorf("read the backlog: %w", err)
+	}
+	if backlog < p.opts.MergeCatchUpMin || backlog < int64(fresh.Applied/MergeBacklogRatio) {
+		p.log.Info("catching up batch by batch", "backlog", backlog, "applied", fresh.Applied)
+		return false, nil
+	}
+	p.log.Info("far behind: the first catch-up merges the projection with its backlog into a new file",
+		"backlog", backlog, "applied", fresh.Applied)
+	return true, nil
+}
+
+// backlogTimeout bounds asking the brokers for the backlog: past it, the
+// live consumer starts, and waits for them as it always does.
+const backlogTimeout = 10 * time.Second
+
+// What a rebuild is for, as runRebuild runs it.
+type rebuildKind int
+
+const (
+	rebuildOnline rebuildKind = iota // Rebuild: a live consumer runs alongside
+	catchUpLoad                      // the first catch-up of an empty projection
+	catchUpMerge                     // the first catch-up of one far behind
+)
+
+func (k rebuildKind) String() string {
+	switch k {
+	case catchUpLoad:
+		return "first catch-up (bulk load)"
+	case catchUpMerge:
+		return "first catch-up (merge)"
+	}
+	return "rebuild"
+}
+
 // runRebuild runs a rebuild that holds p.running, with its progress and
-// metrics; live is whether a live consumer runs (see rebuild).
-func (p *Pipeline) runRebuild(ctx context.Context, from time.Time, live bool) error {
+// metrics (see rebuild).
+func (p *Pipeline) runRebuild(ctx context.Context, from time.Time, kind rebuildKind) error {
 	defer p.running.Store(false)
 	p.rm.running.Set(1)
 	defer p.rm.running.Set(0)
 	start := time.Now()
 	p.progress.Store(&Progress{Running: true, Started: start, From: from})
-	what := "rebuild"
-	if !live {
-		what = "first catch-up (bulk load)"
-	}
+	what := kind.String()
 	if from.IsZero() {
 		p.log.Info(what + " started")
 	} else {
 		p.log.Info(what+" started", "from", from)
 	}
 
-	err := p.rebuild(ctx, from, start, live)
+	err := p.rebuild(ctx, from, start, kind)
 	pr, _ := p.RebuildProgress()
 	pr.Running, pr.Finished = false, time.Now()
 	switch {
@@ -358,10 +434,13 @@ func (p *Pipeline) runRebuild(ctx context.Context, from time.Time, live bool) er
 }
 
 // rebuild replays into a new file and swaps it in. While a live consumer
-// runs (live), the replay first catches up with the head, then the live
-// consumer is paused and the replay passes it before the swap; without one,
-// catching up with the head as it was at the start is enough.
-func (p *Pipeline) rebuild(ctx context.Context, from time.Time, start time.Time, live bool) error {
+// runs (an online rebuild), the replay first catches up with the head, then
+// the live consumer is paused and the replay passes it before the swap;
+// without one (a first catch-up), catching up with the head as it was at
+// the start is enough. A merge replays from the live projection's offsets,
+// merged with its records.
+func (p *Pipeline) rebuild(ctx context.Context, from time.Time, start time.Time, kind rebuildKind) error {
+	live := kind == rebuildOnline
 	tmp := rebuildPath(p.opts.Path)
 	os.Remove(tmp)
 	opts := p.opts.Store
@@ -384,7 +463,11 @@ func (p *Pipeline) rebuild(ctx context.Context, from time.Time, start time.Time,
 	if !live {
 		m = p.opts.Metrics // a first catch-up's are the replica's
 	}
-	r, err := replay(ctx, cfg, next, p.opts.Decoder, m, live, p.log.With("rebuild", true))
+	var base *store.Store
+	if kind == catchUpMerge {
+		base = p.current() // not written to: the live consumer starts after the swap
+	}
+	r, err := replay(ctx, cfg, next, base, p.opts.Decoder, m, live, p.log.With("rebuild", true))
 	if err != nil {
 		return err
 	}

@@ -196,6 +196,54 @@ func TestFirstCatchUpBulkLoads(t *testing.T) {
 	}
 }
 
+// TestFarBehindCatchesUpByMerge: a replica that holds data and comes back
+// far behind merges its projection with the backlog into a new file, which
+// ends up as the projection of a replica that consumed everything batch by
+// batch; a replica a little behind catches up batch by batch.
+func TestFarBehindCatchesUpByMerge(t *testing.T) {
+	h := newHarness(t)
+	first := append(h.gen.Catalog(), h.gen.History(2000)...)
+	h.produce(first)
+	path := filepath.Join(t.TempDir(), store.FileName)
+	merge := func(o *pipeline.Options) { o.MergeCatchUpMin = 1 }
+	pl, _, stop := h.start(path, merge) // the backlog is all of it, but nothing is held
+	waitFor(t, "the first part", func() bool { return pl.Ready() == nil && appliedOf(pl) == uint64(len(first)) })
+	if pr, ok := pl.RebuildProgress(); ok {
+		t.Fatalf("an empty projection merged without BulkLoadEmpty: %+v", pr)
+	}
+	stop()
+
+	second := append(h.gen.Catalog(), h.gen.History(3000)...) // course metadata again, changed
+	h.produce(second)
+	total := uint64(len(first) + len(second))
+	ref, _, stopRef := h.start(filepath.Join(t.TempDir(), store.FileName))
+	waitFor(t, "the reference", func() bool { return ref.Ready() == nil && appliedOf(ref) == total })
+	want := digestOf(t, ref)
+	stopRef()
+
+	pl, _, stop = h.start(path, merge)
+	waitFor(t, "the merge", func() bool { return pl.Ready() == nil && appliedOf(pl) == total })
+	pr, ok := pl.RebuildProgress()
+	if !ok || pr.Running || pr.Error != "" || pr.Phase != pipeline.PhaseDone || pr.BulkLoaded != uint64(len(second)) {
+		t.Fatalf("the catch-up was not a merge of the backlog: %+v (ok %v)", pr, ok)
+	}
+	if got := digestOf(t, pl); got != want {
+		t.Fatalf("merged projection %s, batch by batch %s", got, want)
+	}
+	if _, err := os.Stat(path + ".rebuild"); !os.IsNotExist(err) {
+		t.Fatalf("the rebuild file is still there: %v", err)
+	}
+	stop()
+
+	// A backlog under an eighth of what the projection applied: batch by batch.
+	h.produce(h.gen.History(100))
+	pl, _, _ = h.start(path, merge)
+	waitFor(t, "the short catch-up", func() bool { return pl.Ready() == nil && appliedOf(pl) == total+100 })
+	if pr, ok := pl.RebuildProgress(); ok {
+		t.Fatalf("merged for a backlog of 100 after %d: %+v", total, pr)
+	}
+}
+
 // TestStartRebuild: a rebuild started in the background refuses a second
 // one, and Close waits for it to end (its context ends it) and to clean up.
 func TestStartRebuild(t *testing.T) {

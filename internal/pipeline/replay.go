@@ -65,16 +65,21 @@ const (
 // not follow the head after that. Its consumer metrics are private, so that
 // they do not mix with the live consumer's.
 func Replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *consumer.Decoder, log *slog.Logger) (*Replayer, error) {
-	return replay(ctx, cfg, st, dec, nil, false, log)
+	return replay(ctx, cfg, st, nil, dec, nil, false, log)
 }
 
 // replay is Replay whose consumers count into m, if not nil (a first
 // catch-up's, which no live consumer counts alongside), and which follows
-// the head after a bulk load if follow.
-func replay(ctx context.Context, cfg consumer.Config, st *store.Store, dec *consumer.Decoder, m *consumer.Metrics, follow bool, log *slog.Logger) (*Replayer, error) {
+// the head after a bulk load if follow. With a base, the bulk load is a
+// merge with it, from its offsets (store.NewMergeLoader).
+func replay(ctx context.Context, cfg consumer.Config, st, base *store.Store, dec *consumer.Decoder, m *consumer.Metrics, follow bool, log *slog.Logger) (*Replayer, error) {
 	r := &Replayer{cfg: cfg, st: st, dec: dec, m: m, follow: follow, log: log, done: make(chan error, 1), phase: PhaseFollow}
 	var sink consumer.Sink = StoreSink{Store: st}
-	switch l, err := st.NewLoader(store.DefaultLoaderOptions()); {
+	newLoader := st.NewLoader
+	if base != nil {
+		newLoader = func(opts store.LoaderOptions) (*store.Loader, error) { return st.NewMergeLoader(base, opts) }
+	}
+	switch l, err := newLoader(store.DefaultLoaderOptions()); {
 	case err == nil:
 		sink, r.loader, r.phase = loaderSink{l}, l, PhaseLoading
 	case !errors.Is(err, store.ErrNotEmpty):
@@ -191,9 +196,13 @@ func (s loaderSink) Apply(b consumer.Batch) (int, error) {
 // no batch holds a transaction's pages in memory.
 func (loaderSink) UnboundedWrites() {}
 
-// Positions: a loader starts from an empty store.
+// Positions: a merge's base's offsets; none for a load into an empty store.
 func (s loaderSink) Positions() (map[consumer.Position]int64, error) {
-	return map[consumer.Position]int64{}, nil
+	out := map[consumer.Position]int64{}
+	for p, next := range s.l.Positions() {
+		out[consumer.Position{Topic: p.Topic, Partition: p.Partition}] = next
+	}
+	return out, nil
 }
 
 // Stop stops consuming. After the bulk load, the batch in progress is
