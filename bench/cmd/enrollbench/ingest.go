@@ -32,8 +32,11 @@ type ingestReport struct {
 	// and batch by batch (--bulk-load-empty=false).
 	Replica        []workerResult `json:"new_replica,omitempty"`
 	ReplicaBatches []workerResult `json:"new_replica_batches,omitempty"`
-	Seconds        float64        `json:"seconds"`
-	Partition      int            `json:"partitions_per_topic"`
+	// Outage is a replica back from an outage: a projection that holds
+	// data, far behind the head.
+	Outage    *outageReport `json:"outage,omitempty"`
+	Seconds   float64       `json:"seconds"`
+	Partition int           `json:"partitions_per_topic"`
 }
 
 // ingestSetup is the broker, filled with the same data for every worker.
@@ -114,6 +117,7 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 	profiles := fs.String("profiles", "", "directory for CPU profiles of the workers")
 	workerArgs := fs.String("worker-args", "", "extra flags of the end-to-end workers, space-separated (e.g. -catch-up-max-writes 8192)")
 	bin := fs.String("bin", ".cache/bench/bin/enrollstatus", "enrollstatus binary (for the new replica's catch-up); empty: not measured")
+	outage := fs.Bool("outage", true, "also time a replica back from an outage (with -bin): a projection of half the history catching up with the other half, by merge and batch by batch, on a broker of its own")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -176,6 +180,11 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 		}
 		rep.WritesSweep = append(rep.WritesSweep, r)
 	}
+	if *bin != "" && *outage {
+		if rep.Outage, err = outageRun(ctx, *bin, *self, *cache, *partitions, *users, *courses, *events, *reps, stderr); err != nil {
+			return fmt.Errorf("outage: %w", err)
+		}
+	}
 	rep.BestRaw, rep.BestE2E = bestRate(rep.Raw), bestRate(rep.E2E)
 	rep.Ratio = rep.BestE2E.Rate / rep.BestRaw.Rate
 	rep.Seconds = time.Since(began).Seconds()
@@ -228,6 +237,15 @@ func ingestMarkdown(rep ingestReport) string {
 		b.WriteString("| first catch-up | messages/s | seconds | peak RssAnon MiB | ratio to raw |\n|---|---:|---:|---:|---:|\n")
 		fmt.Fprintf(&b, "| bulk load (`--bulk-load-empty`, the default) | %.0f | %.2f | %d | **%.2f×** |\n", bulk.Rate, bulk.Seconds, bulk.PeakAnon>>20, bulk.Rate/rep.BestRaw.Rate)
 		fmt.Fprintf(&b, "| batch by batch (`--bulk-load-empty=false`) | %.0f | %.2f | %d | %.2f× |\n\n", batches.Rate, batches.Seconds, batches.PeakAnon>>20, batches.Rate/rep.BestRaw.Rate)
+	}
+	if o := rep.Outage; o != nil {
+		raw, merge, batches := bestRate(o.Raw), bestRate(o.Merge), bestRate(o.Batches)
+		fmt.Fprintf(&b, "A replica back from an outage: `enrollstatus serve` on a projection of the first %d messages (built by `enrollstatus rebuild`), %d messages behind the head (the same users' next events, the catalog again), from its start until `/readyz` answers 200; a broker of its own, whose raw fetch (all %d messages) is the baseline; best of %d interleaved runs:\n\n",
+			o.Held, o.Backlog, o.Held+o.Backlog, len(o.Raw))
+		b.WriteString("| catch-up | messages/s | seconds | peak RssAnon MiB | ratio to raw |\n|---|---:|---:|---:|---:|\n")
+		fmt.Fprintf(&b, "| raw fetch (same kafka-go readers, discarding) | %.0f | %.2f | %d | 1× |\n", raw.Rate, raw.Seconds, raw.PeakAnon>>20)
+		fmt.Fprintf(&b, "| merge (`--merge-catch-up-min`, the default) | %.0f | %.2f | %d | **%.2f×** |\n", merge.Rate, merge.Seconds, merge.PeakAnon>>20, merge.Rate/raw.Rate)
+		fmt.Fprintf(&b, "| batch by batch (`--merge-catch-up-min=0`) | %.0f | %.2f | %d | %.2f× |\n\n", batches.Rate, batches.Seconds, batches.PeakAnon>>20, batches.Rate/raw.Rate)
 	}
 	b.WriteString("Batch size sweep (end to end, catch-up batches off, one run each):\n\n| batch size | messages/s | peak RssAnon MiB |\n|---:|---:|---:|\n")
 	for _, r := range rep.Sweep {
@@ -431,4 +449,130 @@ func cmdRebuild(args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(&b, "\nRebuilt file: %d MiB.\n\n", rep.Rebuild.FileBytes>>20)
 	fmt.Fprint(stdout, b.String())
 	return nil
+}
+
+// outageReport is a replica back from an outage (outageRun).
+type outageReport struct {
+	Held    int64          `json:"messages_held"`   // in the projection at its start
+	Backlog int64          `json:"messages_behind"` // between it and the head
+	Raw     []workerResult `json:"raw"`             // the raw fetch of the whole broker
+	Merge   []workerResult `json:"merge"`
+	Batches []workerResult `json:"batches"`
+}
+
+// outageRun builds, on a broker of its own, a projection of half the
+// history (the first events/2 messages, by `enrollstatus rebuild`), produces
+// the other half (the same users' next events), and times, reps times,
+// interleaved: the raw fetch of the whole broker, and `enrollstatus serve`
+// on a copy of the projection until ready, catching up by merge and batch
+// by batch. The rates are of the backlog.
+func outageRun(ctx context.Context, bin, self, cache string, partitions, users, courses, events, reps int, log io.Writer) (*outageReport, error) {
+	b, err := startBroker(partitions)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	fmt.Fprintln(log, "outage: the first half of the history, a projection of it, then the second half")
+	if _, err := b.produceHistory(ctx, 7, users, courses, events/2, log); err != nil {
+		return nil, err
+	}
+	held, err := endOffsets(ctx, b.Addr, b.Topics)
+	if err != nil {
+		return nil, err
+	}
+	base := filepath.Join(cache, "outage-base")
+	os.RemoveAll(base)
+	defer os.RemoveAll(base)
+	c, err := startChild(filepath.Join(cache, "logs", "outage-base.log"), bin, "rebuild", "--brokers", b.Addr,
+		"--topics", strings.Join(b.Topics, ","), "--data-dir", base, "--log-level", "info")
+	if err != nil {
+		return nil, err
+	}
+	if err := <-c.done; err != nil {
+		return nil, fmt.Errorf("enrollstatus rebuild: %w (see %s)", err, c.log)
+	}
+	if _, err := b.produceHistory(ctx, 8, users, courses, events-events/2, log); err != nil {
+		return nil, err
+	}
+	total, err := endOffsets(ctx, b.Addr, b.Topics)
+	if err != nil {
+		return nil, err
+	}
+	o := &outageReport{Held: held, Backlog: total - held}
+	s := &ingestSetup{broker: b, expect: total, self: self, cache: cache}
+	for range reps {
+		r, err := s.worker("raw", 0, log)
+		if err != nil {
+			return nil, err
+		}
+		o.Raw = append(o.Raw, r)
+		for _, min := range []int64{100_000, 0} {
+			r, err := s.backFromOutage(bin, base, o.Backlog, min)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(log, "  serve, %d messages behind, merge-catch-up-min=%d: %.2fs = %.0f/s, peak RssAnon %d MiB\n",
+				o.Backlog, min, r.Seconds, r.Rate, r.PeakAnon>>20)
+			if min > 0 {
+				o.Merge = append(o.Merge, r)
+			} else {
+				o.Batches = append(o.Batches, r)
+			}
+		}
+	}
+	return o, nil
+}
+
+// backFromOutage times `enrollstatus serve` on a copy of the projection in
+// base, backlog messages behind, from its start until its /readyz answers
+// 200, with --merge-catch-up-min=min.
+func (s *ingestSetup) backFromOutage(bin, base string, backlog, min int64) (workerResult, error) {
+	r := workerResult{Mode: "outage", Messages: backlog}
+	dir := filepath.Join(s.cache, "outage-work")
+	os.RemoveAll(dir)
+	defer os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return r, err
+	}
+	if err := copyFile(filepath.Join(base, "projection.db"), filepath.Join(dir, "projection.db")); err != nil {
+		return r, err
+	}
+	addr, err := freePort()
+	if err != nil {
+		return r, err
+	}
+	start := time.Now()
+	c, err := startChild(filepath.Join(s.cache, "logs", fmt.Sprintf("outage-merge-min-%d.log", min)), bin, "serve", "--brokers", s.broker.Addr,
+		"--topics", strings.Join(s.broker.Topics, ","), "--data-dir", dir, "--http-addr", addr,
+		"--jwt-secret", benchSecret, "--log-level", "info", "--merge-catch-up-min="+strconv.FormatInt(min, 10))
+	if err != nil {
+		return r, err
+	}
+	defer c.stop()
+	rss := startRSSSampler(c.pid(), 100*time.Millisecond)
+	err = waitHTTP(c, "http://"+addr+"/readyz", 10*time.Minute)
+	r.Seconds = time.Since(start).Seconds()
+	r.PeakAnon = rss.stop().PeakAnon
+	if err != nil {
+		return r, err
+	}
+	r.Rate = float64(backlog) / r.Seconds
+	return r, nil
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
