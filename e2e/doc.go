@@ -4,8 +4,8 @@
 // kcat feed topics that separate `enrollstatus serve` processes consume; every
 // user's HTTP answer is compared with internal/reference computed from the same
 // history, while the service is killed with SIGKILL, the broker is stopped and
-// restarted, partitions are added and a second replica is built, then
-// rebuilt online.
+// restarted, partitions are added, a second replica is built, then rebuilt
+// online, and a third one comes back far behind and catches up by merge.
 //
 // The suite needs Java, Maven, Python and kcat, so `go test ./...` skips it.
 // Run it with

@@ -110,6 +110,10 @@ func TestEndToEnd(t *testing.T) {
 		rng    = rand.New(rand.NewPCG(seed, 42))
 		s1     = s.newService("primary", true) // decodes with the schema registry
 	)
+	// A low threshold, so that restarts far behind catch up by merging the
+	// projection with the backlog (and some kills fall in a merge), and the
+	// others batch by batch.
+	s1.extra = []string{"--merge-catch-up-min", "300"}
 	t.Logf("history: %d produce.py events (duplicates included), %d kcat CloudEvents", len(h.avro),
 		len(h.courseJSON)+len(h.retiredJSON)+len(h.growJSON))
 
@@ -386,6 +390,36 @@ func TestEndToEnd(t *testing.T) {
 		verify(s1, "after the crashes")
 	})
 
+	// 4b. A replica that goes away: a third one catches up (a new replica's
+	// bulk load) and stops; it comes back once the broker faults and the
+	// new partitions have put it far behind (see 7b).
+	returning := s.newService("returning", false)
+	returning.extra = []string{"--merge-catch-up-min", "300"}
+	startReady := func(sv *service) string {
+		t.Helper()
+		if err := sv.start(topics); err != nil {
+			t.Fatal(err)
+		}
+		addr, err := sv.waitListening(time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := waitFor(4*time.Minute, func() bool {
+			code, _, err := c.get(addr, "/readyz", false)
+			return err == nil && code == http.StatusOK
+		}); err != nil {
+			t.Fatalf("%s never ready: %v", sv.name, err)
+		}
+		return addr
+	}
+	phase("a replica that goes away", func() {
+		startReady(returning)
+		verify(returning, "before it goes away")
+		if err := returning.proc().stop(30 * time.Second); err != nil {
+			t.Fatalf("%s: graceful stop: %v", returning.name, err)
+		}
+	})
+
 	// 5. Broker outages during ingest: answers stay 200 and /readyz ready,
 	// answers say stale and the consumer disconnected; after the restart the
 	// service reconnects by itself and catches up.
@@ -640,6 +674,35 @@ func TestEndToEnd(t *testing.T) {
 		observability(s2, true)
 	})
 
+	// 7b. The replica that went away comes back far behind, with partitions
+	// it has never read: it catches up by merging its projection with the
+	// backlog into a new file, which equals the primary's.
+	phase("a replica back from an outage", func() {
+		held := appliedOnDisk(t, returning)
+		addr := startReady(returning)
+		verify(returning, "back from an outage")
+		if n := returning.logCount(`"first catch-up (merge) done`); n != 1 {
+			t.Errorf("%s came back %d messages behind and caught up by %d merges, want 1\n%s",
+				returning.name, rep.logTotal-int64(held), n, tailFile(returning.proc().log, 20))
+		}
+		a, err := c.inspect(s1.currentAddr(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := c.inspect(addr, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Digest == "" || a.Digest != b.Digest || a.Applied != b.Applied {
+			t.Errorf("merged replica digest %s applied %d, primary digest %s applied %d", b.Digest, b.Applied, a.Digest, a.Applied)
+		}
+		t.Logf("%s held %d messages, came back %d behind, caught up by merge; digest equal to the primary's",
+			returning.name, held, rep.logTotal-int64(held))
+		if err := returning.proc().stop(30 * time.Second); err != nil {
+			t.Errorf("%s: graceful stop: %v", returning.name, err)
+		}
+	})
+
 	// 8. The end: nothing lost, nothing applied twice; both stop cleanly and
 	// their files are equal offline too.
 	phase("final checks", func() {
@@ -670,6 +733,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	total := time.Since(began).Round(time.Second)
+	merges, mergesDone := s1.logCount(`"first catch-up (merge) started"`), s1.logCount(`"first catch-up (merge) done`)
 	var topicsOut []string
 	for _, tp := range topicList() {
 		topicsOut = append(topicsOut, fmt.Sprintf("%s=%d", tp, rep.byTopic[tp]))
@@ -679,6 +743,7 @@ func TestEndToEnd(t *testing.T) {
 			rep.avroSent+rep.jsonSent, rep.avroSent, rep.jsonSent, strings.Join(topicsOut, " ")),
 		fmt.Sprintf("messages on the topics: %d; messages applied: %d (each replica)", rep.logTotal, rep.applied),
 		fmt.Sprintf("crashes survived (SIGKILL): %d during ingest, %d more during a broker outage", rep.crashes, rep.outageRestarts),
+		fmt.Sprintf("catch-ups of the primary by merge: %d started, %d done (the others were cut by a kill)", merges, mergesDone),
 		fmt.Sprintf("broker restarts: %d; %s", rep.brokerRestarts, strings.Join(rep.outages, "; ")),
 		fmt.Sprintf("partitions added: %d", rep.partitionsAdded),
 		fmt.Sprintf("users compared: %d per round, %d rounds; mismatches: %d", rep.usersCompared, rep.rounds, rep.mismatches),
@@ -688,8 +753,8 @@ func TestEndToEnd(t *testing.T) {
 	for _, l := range lines {
 		t.Log(l)
 	}
-	fmt.Printf("E2E SUMMARY: events=%d messages=%d applied=%d crashes=%d broker_restarts=%d partitions_added=%d users_compared=%d rounds=%d mismatches=%d total=%v\n",
-		rep.avroSent+rep.jsonSent, rep.logTotal, rep.applied, rep.crashes, rep.brokerRestarts, rep.partitionsAdded,
+	fmt.Printf("E2E SUMMARY: events=%d messages=%d applied=%d crashes=%d primary_merges=%d/%d broker_restarts=%d partitions_added=%d users_compared=%d rounds=%d mismatches=%d total=%v\n",
+		rep.avroSent+rep.jsonSent, rep.logTotal, rep.applied, rep.crashes, mergesDone, merges, rep.brokerRestarts, rep.partitionsAdded,
 		rep.usersCompared, rep.rounds, rep.mismatches, total)
 }
 
@@ -714,4 +779,14 @@ func split(recs []record, n int) [][]record {
 		out = append(out, recs[len(recs)*i/n:len(recs)*(i+1)/n])
 	}
 	return out
+}
+
+// appliedOnDisk is the messages_applied of a replica's stopped projection.
+func appliedOnDisk(t *testing.T, sv *service) uint64 {
+	t.Helper()
+	o, err := sv.inspectOffline()
+	if err != nil {
+		t.Fatalf("%s: %v", sv.name, err)
+	}
+	return o.Applied
 }

@@ -403,7 +403,8 @@ type service struct {
 	s        *suite
 	name     string
 	dataDir  string
-	registry bool // use --schema-registry-url
+	registry bool     // use --schema-registry-url
+	extra    []string // more flags of every process
 
 	mu    sync.Mutex
 	p     *proc
@@ -442,6 +443,7 @@ func (sv *service) start(topics []string) error {
 	if sv.registry {
 		args = append(args, "--schema-registry-url", sv.s.registry)
 	}
+	args = append(args, sv.extra...)
 	p, err := sv.s.spawn(sv.name, filepath.Join(sv.s.work, "logs", fmt.Sprintf("%s-%02d.log", sv.name, sv.runs)), sv.s.bin, args...)
 	if err != nil {
 		return err
@@ -682,4 +684,18 @@ func (s *suite) readEnds(ctx context.Context) (map[string]int64, int64, error) {
 		}
 	}
 	return out, total, nil
+}
+
+// logCount counts the lines of every log of the replica's processes that
+// contain text.
+func (sv *service) logCount(text string) int {
+	files, _ := filepath.Glob(filepath.Join(sv.s.work, "logs", sv.name+"-*.log"))
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err == nil {
+			n += strings.Count(string(b), text)
+		}
+	}
+	return n
 }
