@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -76,71 +77,73 @@ func openNoSync(b *testing.B) *store.Store {
 	return s
 }
 
-// BenchmarkMergeLoad is a replica back from an outage: a projection of the
-// first 150k of those events, merged with the other 150k into a new file by
-// a merge loader, against BenchmarkMergeApply, the same 150k applied to
-// (a copy of) the projection in batches of 50,000.
-func BenchmarkMergeLoad(b *testing.B) {
+// BenchmarkMerge is a replica back from an outage: a projection of the
+// first part of those events, merged with the rest (a half, a quarter, an eighth, a
+// thirty-second of them) into a new file by a merge loader, against the
+// same rest applied to (a copy of) the projection in batches of 50,000.
+// Where the two cross is where pipeline.MergeBacklogRatio should be.
+func BenchmarkMerge(b *testing.B) {
 	events := loadBenchEvents()
-	base := mergeBase(b, events[:len(events)/2])
-	rest := events[len(events)/2:]
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
-		s := openNoSync(b)
-		b.StartTimer()
-		l, err := s.NewMergeLoader(base, store.DefaultLoaderOptions())
-		if err != nil {
-			b.Fatal(err)
-		}
-		for i := 0; i < len(rest); i += 5000 {
-			if err := l.Add(store.Batch{Events: rest[i:min(i+5000, len(rest))], Messages: 5000}); err != nil {
-				b.Fatal(err)
+	for _, part := range []int{2, 4, 8, 32} {
+		cut := len(events) - len(events)/part
+		base := mergeBase(b, events[:cut])
+		rest := events[cut:]
+		b.Run(fmt.Sprintf("rest=1_%d/merge", part), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				s := openNoSync(b)
+				b.StartTimer()
+				l, err := s.NewMergeLoader(base, store.DefaultLoaderOptions())
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := 0; i < len(rest); i += 5000 {
+					if err := l.Add(store.Batch{Events: rest[i:min(i+5000, len(rest))], Messages: 5000}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, err := l.Finish(); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				s.Close()
+				b.StartTimer()
 			}
-		}
-		if _, err := l.Finish(); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		s.Close()
-		b.StartTimer()
-	}
-	b.ReportMetric(float64(b.N*len(rest))/b.Elapsed().Seconds(), "events/s")
-}
-
-func BenchmarkMergeApply(b *testing.B) {
-	events := loadBenchEvents()
-	base := mergeBase(b, events[:len(events)/2])
-	rest := events[len(events)/2:]
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
-		path := filepath.Join(b.TempDir(), store.FileName)
-		f, err := os.Create(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if _, err := base.Snapshot(f, nil); err != nil {
-			b.Fatal(err)
-		}
-		f.Close()
-		opts := store.DefaultOptions()
-		opts.NoSync = true
-		s, err := store.Open(path, opts)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		for i := 0; i < len(rest); i += 50_000 {
-			if _, err := s.Apply(store.Batch{Events: rest[i:min(i+50_000, len(rest))], Messages: 50_000}); err != nil {
-				b.Fatal(err)
+			b.ReportMetric(float64(b.N*len(rest))/b.Elapsed().Seconds(), "events/s")
+		})
+		b.Run(fmt.Sprintf("rest=1_%d/apply", part), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				path := filepath.Join(b.TempDir(), store.FileName)
+				f, err := os.Create(path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := base.Snapshot(f, nil); err != nil {
+					b.Fatal(err)
+				}
+				f.Close()
+				opts := store.DefaultOptions()
+				opts.NoSync = true
+				s, err := store.Open(path, opts)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				for i := 0; i < len(rest); i += 50_000 {
+					if _, err := s.Apply(store.Batch{Events: rest[i:min(i+50_000, len(rest))], Messages: 50_000}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				s.Close()
+				b.StartTimer()
 			}
-		}
-		b.StopTimer()
-		s.Close()
-		b.StartTimer()
+			b.ReportMetric(float64(b.N*len(rest))/b.Elapsed().Seconds(), "events/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*len(rest))/b.Elapsed().Seconds(), "events/s")
 }
 
 // mergeBase is a projection of events, bulk-loaded, closed at cleanup.

@@ -235,7 +235,7 @@ func TestFarBehindCatchesUpByMerge(t *testing.T) {
 	}
 	stop()
 
-	// A backlog under an eighth of what the projection applied: batch by batch.
+	// A backlog under a quarter of what the projection applied: batch by batch.
 	h.produce(h.gen.History(100))
 	pl, _, _ = h.start(path, merge)
 	waitFor(t, "the short catch-up", func() bool { return pl.Ready() == nil && appliedOf(pl) == total+100 })
