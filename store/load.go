@@ -290,24 +290,22 @@ func (l *Loader) mergeBase(tx *loadTx, base *bolt.Tx) (map[string]projection.Cou
 		}
 	}
 
-	merged := maps.Clone(l.metas)
-	l.changed = map[string]projection.CourseView{}
+	old := map[string]projection.CourseMeta{}
 	if err := base.Bucket(bucketCourses).ForEach(func(k, v []byte) error {
 		m, err := decodeCourse(v)
 		if err != nil {
 			return fmt.Errorf("course %q: %w", k, err)
 		}
-		merged[string(k)] = m.Merge(l.metas[string(k)])
+		old[string(k)] = m
 		return nil
 	}); err != nil {
 		return nil, err
 	}
+	merged := maps.Clone(old)
+	l.changed = map[string]projection.CourseView{}
 	for c, added := range l.metas {
-		var old projection.CourseMeta
-		if v := base.Bucket(bucketCourses).Get([]byte(c)); v != nil {
-			old, _ = decodeCourse(v) // decoded above
-		}
-		if now := old.Merge(added).View(); now != old.View() {
+		merged[c] = old[c].Merge(added)
+		if now := merged[c].View(); now != old[c].View() {
 			l.changed[c] = now
 		}
 	}
