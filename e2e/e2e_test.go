@@ -412,6 +412,24 @@ func TestEndToEnd(t *testing.T) {
 		}
 		return addr
 	}
+	// sameAsPrimary compares a replica's projection, at addr, with the
+	// primary's (digest and messages applied), and returns the primary's.
+	sameAsPrimary := func(sv *service, addr string) inspection {
+		t.Helper()
+		a, err := c.inspect(s1.currentAddr(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := c.inspect(addr, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Digest == "" || a.Digest != b.Digest || a.Applied != b.Applied {
+			t.Errorf("%s differs from the primary: digest %s applied %d, the primary's digest %s applied %d",
+				sv.name, b.Digest, b.Applied, a.Digest, a.Applied)
+		}
+		return a
+	}
 	phase("a replica that goes away", func() {
 		startReady(returning)
 		verify(returning, "before it goes away")
@@ -621,32 +639,9 @@ func TestEndToEnd(t *testing.T) {
 	var s2 *service
 	phase("second replica", func() {
 		s2 = s.newService("replica", false)
-		if err := s2.start(topics); err != nil {
-			t.Fatal(err)
-		}
-		addr, err := s2.waitListening(time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := waitFor(4*time.Minute, func() bool {
-			code, _, err := c.get(addr, "/readyz", false)
-			return err == nil && code == http.StatusOK
-		}); err != nil {
-			t.Fatalf("replica never ready: %v", err)
-		}
+		addr := startReady(s2)
 		verify(s2, "second replica")
-		a, err := c.inspect(s1.currentAddr(), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := c.inspect(addr, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a.Digest == "" || a.Digest != b.Digest || a.Applied != b.Applied {
-			t.Errorf("replicas differ: primary digest %s applied %d, replica digest %s applied %d",
-				a.Digest, a.Applied, b.Digest, b.Applied)
-		}
+		a := sameAsPrimary(s2, addr)
 		t.Logf("digest %s on both (primary survived %d kills and %d broker outages), %d messages applied each",
 			a.Digest, rep.crashes, rep.brokerRestarts, a.Applied)
 
@@ -685,17 +680,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("%s came back %d messages behind and caught up by %d merges, want 1\n%s",
 				returning.name, rep.logTotal-int64(held), n, tailFile(returning.proc().log, 20))
 		}
-		a, err := c.inspect(s1.currentAddr(), true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := c.inspect(addr, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if a.Digest == "" || a.Digest != b.Digest || a.Applied != b.Applied {
-			t.Errorf("merged replica digest %s applied %d, primary digest %s applied %d", b.Digest, b.Applied, a.Digest, a.Applied)
-		}
+		sameAsPrimary(returning, addr)
 		t.Logf("%s held %d messages, came back %d behind, caught up by merge; digest equal to the primary's",
 			returning.name, held, rep.logTotal-int64(held))
 		if err := returning.proc().stop(30 * time.Second); err != nil {

@@ -288,22 +288,31 @@ type rebuildResult struct {
 // start until its /readyz answers 200, with its first catch-up by bulk load
 // or batch by batch.
 func (s *ingestSetup) newReplica(bin string, bulk bool) (workerResult, error) {
-	r := workerResult{Mode: "new-replica", Messages: s.expect}
 	dir := filepath.Join(s.cache, "replica-work")
 	os.RemoveAll(dir)
 	defer os.RemoveAll(dir)
+	logName := "new-replica-batches.log"
+	if bulk {
+		logName = "new-replica-bulk.log"
+	}
+	r, err := s.serveUntilReady(bin, dir, logName, s.expect, "--bulk-load-empty="+strconv.FormatBool(bulk))
+	r.Mode = "new-replica"
+	return r, err
+}
+
+// serveUntilReady times `enrollstatus serve` on the data directory dir,
+// consuming the setup's broker, from its start until its /readyz answers
+// 200, and reports messages (what it had to catch up) per second.
+func (s *ingestSetup) serveUntilReady(bin, dir, logName string, messages int64, flags ...string) (workerResult, error) {
+	r := workerResult{Messages: messages}
 	addr, err := freePort()
 	if err != nil {
 		return r, err
 	}
 	start := time.Now()
-	logName := "new-replica-batches.log"
-	if bulk {
-		logName = "new-replica-bulk.log"
-	}
-	c, err := startChild(filepath.Join(s.cache, "logs", logName), bin, "serve", "--brokers", s.broker.Addr,
+	c, err := startChild(filepath.Join(s.cache, "logs", logName), bin, append([]string{"serve", "--brokers", s.broker.Addr,
 		"--topics", strings.Join(s.broker.Topics, ","), "--data-dir", dir, "--http-addr", addr,
-		"--jwt-secret", benchSecret, "--log-level", "info", "--bulk-load-empty="+strconv.FormatBool(bulk))
+		"--jwt-secret", benchSecret, "--log-level", "info"}, flags...)...)
 	if err != nil {
 		return r, err
 	}
@@ -315,7 +324,7 @@ func (s *ingestSetup) newReplica(bin string, bulk bool) (workerResult, error) {
 	if err != nil {
 		return r, err
 	}
-	r.Rate = float64(s.expect) / r.Seconds
+	r.Rate = float64(messages) / r.Seconds
 	return r, nil
 }
 
@@ -527,37 +536,19 @@ func outageRun(ctx context.Context, bin, self, cache string, partitions, users, 
 // base, backlog messages behind, from its start until its /readyz answers
 // 200, with --merge-catch-up-min=min.
 func (s *ingestSetup) backFromOutage(bin, base string, backlog, min int64) (workerResult, error) {
-	r := workerResult{Mode: "outage", Messages: backlog}
 	dir := filepath.Join(s.cache, "outage-work")
 	os.RemoveAll(dir)
 	defer os.RemoveAll(dir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return r, err
+		return workerResult{}, err
 	}
 	if err := copyFile(filepath.Join(base, "projection.db"), filepath.Join(dir, "projection.db")); err != nil {
-		return r, err
+		return workerResult{}, err
 	}
-	addr, err := freePort()
-	if err != nil {
-		return r, err
-	}
-	start := time.Now()
-	c, err := startChild(filepath.Join(s.cache, "logs", fmt.Sprintf("outage-merge-min-%d.log", min)), bin, "serve", "--brokers", s.broker.Addr,
-		"--topics", strings.Join(s.broker.Topics, ","), "--data-dir", dir, "--http-addr", addr,
-		"--jwt-secret", benchSecret, "--log-level", "info", "--merge-catch-up-min="+strconv.FormatInt(min, 10))
-	if err != nil {
-		return r, err
-	}
-	defer c.stop()
-	rss := startRSSSampler(c.pid(), 100*time.Millisecond)
-	err = waitHTTP(c, "http://"+addr+"/readyz", 10*time.Minute)
-	r.Seconds = time.Since(start).Seconds()
-	r.PeakAnon = rss.stop().PeakAnon
-	if err != nil {
-		return r, err
-	}
-	r.Rate = float64(backlog) / r.Seconds
-	return r, nil
+	r, err := s.serveUntilReady(bin, dir, fmt.Sprintf("outage-merge-min-%d.log", min), backlog,
+		"--merge-catch-up-min="+strconv.FormatInt(min, 10))
+	r.Mode = "outage"
+	return r, err
 }
 
 func copyFile(from, to string) error {
