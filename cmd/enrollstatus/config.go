@@ -151,7 +151,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 	fs.IntVar(&c.MemoryLimitMiB, "memory-limit-mib", c.MemoryLimitMiB, "the Go runtime's soft memory limit in MiB (GOMEMLIMIT wins when set); 0: none")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "address of a listener serving Go's profiles (net/http/pprof, /debug/pprof/), apart from the API and without authentication: keep it on loopback; empty: off")
 	fs.BoolVar(&c.BulkLoadEmpty, "bulk-load-empty", c.BulkLoadEmpty, "catch an empty projection (a new replica) up with a rebuild's bulk load into a new file, swapped in when it reached the head; false: batch by batch from the start")
-	fs.Int64Var(&c.MergeCatchUpMin, "merge-catch-up-min", c.MergeCatchUpMin, fmt.Sprintf("a projection that holds data and is at least this many messages, and at least 1/%d of the messages it applied, behind the head at start-up (a replica back from a long outage) catches up by merging its records with the backlog into a new file, swapped in when it reached the head; 0: batch by batch always", pipeline.MergeBacklogRatio))
+	fs.Int64Var(&c.MergeCatchUpMin, "merge-catch-up-min", c.MergeCatchUpMin, fmt.Sprintf("a projection that holds data and is at least this many messages, and at least 1/%d of the messages it applied, behind the head (a replica back from a long outage, a burst of events) catches up by merging its records with the backlog into a new file, swapped in when it reached the head, at start-up and while running; 0: batch by batch always", pipeline.MergeBacklogRatio))
 }
 
 // Validate says what to fix.

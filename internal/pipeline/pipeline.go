@@ -32,11 +32,14 @@ type Options struct {
 	// new replica) a rebuild's bulk load, several times faster than batch
 	// after batch (see Run).
 	BulkLoadEmpty bool
-	// MergeCatchUpMin makes Run's first catch-up of a projection that holds
-	// data a merge into a new file (see Run) when the backlog is at least
-	// this many messages, and at least 1/MergeBacklogRatio of the messages
-	// the projection applied; 0: never.
+	// MergeCatchUpMin makes a projection that holds data catch up by a
+	// merge into a new file (see Run) when its backlog is at least this many
+	// messages, and at least 1/MergeBacklogRatio of the messages the
+	// projection applied: at start-up, and while running; 0: never.
 	MergeCatchUpMin int64
+	// MergeCheckEvery is how often a running pipeline compares its lag with
+	// the merge threshold; 0: every 5 seconds.
+	MergeCheckEvery time.Duration
 }
 
 // MergeBacklogRatio: a merge rewrites every record of the projection,
@@ -153,11 +156,24 @@ func (p *Pipeline) Partitions() []consumer.PartitionStatus {
 // the live consumer start. With MergeCatchUpMin, a projection that holds
 // data and is far behind (a replica back from a long outage) catches up the
 // same way, its records merged with the backlog (store.NewMergeLoader);
-// queries go on from it meanwhile. A failure falls back to the ordinary
-// catch-up.
+// queries go on from it meanwhile. So does a running one whose lag grows
+// past the threshold (a burst of events, a replica cut off from the
+// brokers): its live consumer stops for the merge, queries go on from the
+// projection (flagged stale), and a new consumer follows on the merged
+// file. A failure falls back to the ordinary catch-up.
 func (p *Pipeline) Run(ctx context.Context) error {
 	if err := p.firstCatchUp(ctx); err != nil {
 		p.log.Warn("first catch-up by bulk load failed; catching up batch by batch", "err", err)
+	}
+	var check <-chan time.Time // MergeCheckEvery's ticks; nil: no merge while running
+	if p.opts.MergeCatchUpMin > 0 {
+		every := p.opts.MergeCheckEvery
+		if every <= 0 {
+			every = 5 * time.Second
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		check = t.C
 	}
 	for {
 		c, err := consumer.New(p.opts.Consumer, StoreSink{Store: p.current()}, p.opts.Decoder, p.opts.Metrics, p.log)
@@ -171,29 +187,78 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		runCtx, stop := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- c.Run(runCtx) }()
-		select {
-		case err := <-done:
-			stop()
-			p.closing.Go(c.WaitClosed)
-			if err != nil || ctx.Err() != nil {
-				return err
-			}
-			return errors.New("consumer stopped unexpectedly")
-		case req := <-p.pause:
+		// stopConsumer stops c, for a pause or a merge.
+		stopConsumer := func() error {
 			stop()
 			err := <-done
 			p.closing.Go(c.WaitClosed)
-			close(req.paused)
-			if err != nil {
-				return err
-			}
+			return err
+		}
+	running:
+		for {
 			select {
-			case <-req.resume:
-			case <-ctx.Done():
-				return nil
+			case err := <-done:
+				stop()
+				p.closing.Go(c.WaitClosed)
+				if err != nil || ctx.Err() != nil {
+					return err
+				}
+				return errors.New("consumer stopped unexpectedly")
+			case req := <-p.pause:
+				err := stopConsumer()
+				close(req.paused)
+				if err != nil {
+					return err
+				}
+				select {
+				case <-req.resume:
+				case <-ctx.Done():
+					return nil
+				}
+				break running
+			case <-check:
+				if !p.fallenBehind(c) || !p.running.CompareAndSwap(false, true) { // a rebuild or compaction runs: it goes on
+					continue
+				}
+				if err := stopConsumer(); err != nil {
+					p.running.Store(false)
+					return err
+				}
+				// Decided again on the stored offsets, as at start-up: the
+				// consumer may have caught up meanwhile.
+				switch merge, err := p.farBehind(ctx); {
+				case err != nil:
+					p.running.Store(false)
+					p.log.Warn("catching up batch by batch", "err", err)
+				case merge:
+					if err := p.runRebuild(ctx, time.Time{}, catchUpMerge); err != nil && ctx.Err() == nil {
+						p.log.Warn("catch-up by merge failed; catching up batch by batch", "err", err)
+					}
+				default:
+					p.running.Store(false)
+				}
+				if ctx.Err() != nil {
+					return nil
+				}
+				break running
 			}
 		}
 	}
+}
+
+// fallenBehind tells whether the live consumer c, caught up once, lags so
+// far behind that a merge may be worth it (MergeCatchUpMin,
+// MergeBacklogRatio): farBehind decides, once c is stopped.
+func (p *Pipeline) fallenBehind(c *consumer.Consumer) bool {
+	if c.Ready() != nil {
+		return false // still catching up since the start: as decided then
+	}
+	lag, connected := c.Lag()
+	if !connected || lag < p.opts.MergeCatchUpMin {
+		return false
+	}
+	f, err := p.current().Freshness()
+	return err == nil && lag >= int64(f.Applied/MergeBacklogRatio)
 }
 
 func (p *Pipeline) current() *store.Store {
@@ -371,7 +436,7 @@ func (p *Pipeline) farBehind(ctx context.Context) (bool, error) {
 		p.log.Info("catching up batch by batch", "backlog", backlog, "applied", fresh.Applied)
 		return false, nil
 	}
-	p.log.Info("far behind: the first catch-up merges the projection with its backlog into a new file",
+	p.log.Info("far behind: catching up by a merge of the projection with its backlog into a new file",
 		"backlog", backlog, "applied", fresh.Applied)
 	return true, nil
 }
@@ -386,7 +451,7 @@ type rebuildKind int
 const (
 	rebuildOnline rebuildKind = iota // Rebuild: a live consumer runs alongside
 	catchUpLoad                      // the first catch-up of an empty projection
-	catchUpMerge                     // the first catch-up of one far behind
+	catchUpMerge                     // a catch-up of one far behind
 )
 
 func (k rebuildKind) String() string {
@@ -394,7 +459,7 @@ func (k rebuildKind) String() string {
 	case catchUpLoad:
 		return "first catch-up (bulk load)"
 	case catchUpMerge:
-		return "first catch-up (merge)"
+		return "catch-up (merge)"
 	}
 	return "rebuild"
 }
@@ -467,7 +532,7 @@ func (p *Pipeline) rebuild(ctx context.Context, from time.Time, start time.Time,
 	}
 	var base *store.Store
 	if kind == catchUpMerge {
-		base = p.current() // not written to: the live consumer starts after the swap
+		base = p.current() // not written to: no live consumer runs until the swap
 	}
 	r, err := replay(ctx, cfg, next, base, p.opts.Decoder, m, live, p.log.With("rebuild", true))
 	if err != nil {

@@ -244,6 +244,74 @@ func TestFarBehindCatchesUpByMerge(t *testing.T) {
 	}
 }
 
+// TestRunningReplicaFarBehindMerges: a running replica whose lag jumps past
+// the merge threshold (a burst of events larger than a quarter of its
+// history) stops its live consumer, merges the backlog into a new file, and
+// follows the head on it; the result is the batch-by-batch projection, and
+// the replica stays ready throughout.
+func TestRunningReplicaFarBehindMerges(t *testing.T) {
+	h := newHarness(t)
+	first := append(h.gen.Catalog(), h.gen.History(400)...)
+	h.produce(first)
+	path := filepath.Join(t.TempDir(), store.FileName)
+	pl, _, _ := h.start(path, func(o *pipeline.Options) {
+		o.BulkLoadEmpty, o.MergeCatchUpMin, o.MergeCheckEvery = true, 1, 10*time.Millisecond
+		// A slow live consumer, a commit per message: the check sees the
+		// burst (ten times the history) long before batch by batch absorbs it.
+		o.Consumer.BatchSize, o.Consumer.CatchUpBatchSize = 1, 0
+	})
+	waitFor(t, "the first part", func() bool { return pl.Ready() == nil && appliedOf(pl) == uint64(len(first)) })
+	loaded, ok := pl.RebuildProgress()
+	if !ok || loaded.BulkLoaded != uint64(len(first)) {
+		t.Fatalf("the first catch-up was not a bulk load: %+v", loaded)
+	}
+
+	var notReady atomic.Int64
+	stopWatch := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-time.After(time.Millisecond):
+				if pl.Ready() != nil {
+					notReady.Add(1)
+				}
+			}
+		}
+	}()
+	second := h.gen.History(6000)
+	h.produce(second)
+	total := uint64(len(first) + len(second))
+	waitFor(t, "the burst", func() bool {
+		pr, _ := pl.RebuildProgress()
+		return appliedOf(pl) == total && !pr.Running // the progress is final just after the swap
+	})
+	close(stopWatch)
+	<-watched
+	pr, ok := pl.RebuildProgress()
+	if !ok || !pr.Started.After(loaded.Started) || pr.Running || pr.Error != "" || pr.Phase != pipeline.PhaseDone || pr.BulkLoaded == 0 {
+		t.Fatalf("the burst was not merged: started %v (the first catch-up %v), running %v, error %q, phase %q, %d bulk-loaded",
+			pr.Started, loaded.Started, pr.Running, pr.Error, pr.Phase, pr.BulkLoaded)
+	}
+	if n := notReady.Load(); n > 0 {
+		t.Errorf("not ready %d times during the merge", n)
+	}
+
+	ref, _, stopRef := h.start(filepath.Join(t.TempDir(), store.FileName))
+	waitFor(t, "the reference", func() bool { return ref.Ready() == nil && appliedOf(ref) == total })
+	if want, got := digestOf(t, ref), digestOf(t, pl); got != want {
+		t.Fatalf("merged while running %s, batch by batch %s", got, want)
+	}
+	stopRef()
+	more := h.gen.History(50)
+	h.produce(more)
+	waitFor(t, "the messages after the merge", func() bool { return appliedOf(pl) == total+uint64(len(more)) })
+	t.Logf("merged %d of the burst's %d messages; the live consumer applied the rest", pr.BulkLoaded, len(second))
+}
+
 // TestStartRebuild: a rebuild started in the background refuses a second
 // one, and Close waits for it to end (its context ends it) and to clean up.
 func TestStartRebuild(t *testing.T) {
