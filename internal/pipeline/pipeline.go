@@ -217,33 +217,43 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				}
 				break running
 			case <-check:
-				if !p.fallenBehind(c) || !p.running.CompareAndSwap(false, true) { // a rebuild or compaction runs: it goes on
-					continue
-				}
-				if err := stopConsumer(); err != nil {
-					p.running.Store(false)
-					return err
-				}
-				// Decided again on the stored offsets, as at start-up: the
-				// consumer may have caught up meanwhile.
-				switch merge, err := p.farBehind(ctx); {
+				switch stopped, err := p.mergeIfFallenBehind(ctx, c, stopConsumer); {
 				case err != nil:
-					p.running.Store(false)
-					p.log.Warn("catching up batch by batch", "err", err)
-				case merge:
-					if err := p.runRebuild(ctx, time.Time{}, catchUpMerge); err != nil && ctx.Err() == nil {
-						p.log.Warn("catch-up by merge failed; catching up batch by batch", "err", err)
-					}
-				default:
-					p.running.Store(false)
-				}
-				if ctx.Err() != nil {
+					return err
+				case ctx.Err() != nil:
 					return nil
+				case stopped:
+					break running
 				}
-				break running
 			}
 		}
 	}
+}
+
+// mergeIfFallenBehind catches the live consumer c up by a merge if it has
+// fallen far behind: it stops c (with stop), decides again on the stored
+// offsets as at start-up (c may have caught up meanwhile), and merges. It
+// returns whether it stopped c, and stop's error.
+func (p *Pipeline) mergeIfFallenBehind(ctx context.Context, c *consumer.Consumer, stop func() error) (stopped bool, err error) {
+	if !p.fallenBehind(c) || !p.running.CompareAndSwap(false, true) { // a rebuild or compaction runs: it goes on
+		return false, nil
+	}
+	if err := stop(); err != nil {
+		p.running.Store(false)
+		return true, err
+	}
+	switch merge, err := p.farBehind(ctx); {
+	case err != nil:
+		p.running.Store(false)
+		p.log.Warn("catching up batch by batch", "err", err)
+	case merge:
+		if err := p.runRebuild(ctx, time.Time{}, catchUpMerge); err != nil && ctx.Err() == nil {
+			p.log.Warn("catch-up by merge failed; catching up batch by batch", "err", err)
+		}
+	default:
+		p.running.Store(false)
+	}
+	return true, nil
 }
 
 // fallenBehind tells whether the live consumer c, caught up once, lags so
