@@ -163,7 +163,7 @@ func (p *Pipeline) Partitions() []consumer.PartitionStatus {
 // file. A failure falls back to the ordinary catch-up.
 func (p *Pipeline) Run(ctx context.Context) error {
 	if err := p.firstCatchUp(ctx); err != nil {
-		p.log.Warn("first catch-up by bulk load failed; catching up batch by batch", "err", err)
+		p.log.Warn("first catch-up by bulk load or merge failed; catching up batch by batch", "err", err)
 	}
 	var check <-chan time.Time // MergeCheckEvery's ticks; nil: no merge while running
 	if p.opts.MergeCatchUpMin > 0 {
