@@ -3,7 +3,6 @@ package consumer
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/segmentio/kafka-go"
 )
@@ -13,7 +12,7 @@ import (
 // kept, where it has none) to its end. A catch-up uses it to choose how to
 // catch up before it starts.
 func Backlog(ctx context.Context, cfg Config, positions map[Position]int64) (int64, error) {
-	client := &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+	client := newClient(cfg)
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: cfg.Topics})
 	if err != nil {
 		return 0, fmt.Errorf("metadata: %w", err)

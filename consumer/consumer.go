@@ -105,7 +105,7 @@ func New(cfg Config, sink Sink, dec *Decoder, m *Metrics, log *slog.Logger) (*Co
 		dec:    dec,
 		log:    log,
 		m:      m,
-		client: &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second},
+		client: newClient(cfg),
 		items:  make(chan []item, max(4*cfg.BatchSize/handOverItems, 16)),
 		spare:  make(chan []item, max(4*cfg.BatchSize/handOverItems, 16)),
 		parts:  make(map[Position]*partition),
@@ -120,6 +120,11 @@ func New(cfg Config, sink Sink, dec *Decoder, m *Metrics, log *slog.Logger) (*Co
 		}
 	}
 	return c, nil
+}
+
+// newClient is the client of cfg's brokers for metadata and offsets.
+func newClient(cfg Config) *kafka.Client {
+	return &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
 }
 
 // Run consumes until ctx is done or the sink fails. A batch in progress when

@@ -242,6 +242,9 @@ func (w *writer) putUser(key []byte, u *projection.User, stored []byte) error {
 	return w.users.Put(key, bytes.Clone(w.buf))
 }
 
+// retiredMark is the value of a retired user's key: empty, never modified.
+var retiredMark = []byte{}
+
 // retire erases everything about a user and marks the id so later events for
 // it are dropped. No byte of the username stays in a live page.
 func (w *writer) retire(key []byte) error {
@@ -267,9 +270,9 @@ func (w *writer) retire(key []byte) error {
 			return err
 		}
 	}
-	// The marker holds no time: retirements converge however often and in
+	// The mark holds no time: retirements converge however often and in
 	// whatever order they are seen.
-	return w.retired.Put(key, []byte{})
+	return w.retired.Put(key, retiredMark)
 }
 
 // mergeCourse merges metadata into a course and, when what an answer shows

@@ -272,9 +272,8 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 // and returns base's course metadata merged with the metadata added,
 // noting in l.changed the courses whose view that changed.
 func (l *Loader) mergeBase(tx *loadTx, base *bolt.Tx) (map[string]projection.CourseMeta, error) {
-	retired := []byte{}
 	if err := base.Bucket(bucketRetired).ForEach(func(k, _ []byte) error {
-		if err := tx.w.retired.Put(bytes.Clone(k), retired); err != nil {
+		if err := tx.w.retired.Put(bytes.Clone(k), retiredMark); err != nil {
 			return err
 		}
 		return tx.wrote(len(k) + 16)
@@ -376,7 +375,6 @@ func (l *Loader) writeUsers(tx *loadTx, base *bolt.Tx, views map[string]projecti
 		}
 	}()
 
-	retired := []byte{} // the marker: no time, see retire
 	var memberBuf []byte
 	for result := range ordered {
 		r := <-result
@@ -390,7 +388,7 @@ func (l *Loader) writeUsers(tx *loadTx, base *bolt.Tx, views map[string]projecti
 			}
 			users++
 			if f.retired {
-				if err := tx.w.retired.Put(f.key, retired); err != nil {
+				if err := tx.w.retired.Put(f.key, retiredMark); err != nil {
 					return users, err
 				}
 				continue

@@ -424,7 +424,7 @@ func (p *Pipeline) firstCatchUp(ctx context.Context) error {
 // a merge should catch it up (MergeCatchUpMin, MergeBacklogRatio).
 func (p *Pipeline) farBehind(ctx context.Context) (bool, error) {
 	st := p.current()
-	offs, err := st.Offsets()
+	stored, err := StoreSink{Store: st}.Positions()
 	if err != nil {
 		return false, err
 	}
@@ -432,13 +432,9 @@ func (p *Pipeline) farBehind(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	positions := make(map[consumer.Position]int64, len(offs))
-	for part, next := range offs {
-		positions[consumer.Position{Topic: part.Topic, Partition: part.Partition}] = next
-	}
 	bctx, cancel := context.WithTimeout(ctx, backlogTimeout)
 	defer cancel()
-	backlog, err := consumer.Backlog(bctx, p.opts.Consumer, positions)
+	backlog, err := consumer.Backlog(bctx, p.opts.Consumer, stored)
 	if err != nil {
 		return false, fmt.Errorf("read the backlog: %w", err)
 	}

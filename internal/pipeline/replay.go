@@ -198,11 +198,7 @@ func (loaderSink) UnboundedWrites() {}
 
 // Positions: a merge's base's offsets; none for a load into an empty store.
 func (s loaderSink) Positions() (map[consumer.Position]int64, error) {
-	out := map[consumer.Position]int64{}
-	for p, next := range s.l.Positions() {
-		out[consumer.Position{Topic: p.Topic, Partition: p.Partition}] = next
-	}
-	return out, nil
+	return positions(s.l.Positions()), nil
 }
 
 // Stop stops consuming. After the bulk load, the batch in progress is

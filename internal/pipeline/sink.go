@@ -25,12 +25,14 @@ func storeOffsets(offs map[consumer.Position]int64) map[store.Partition]int64 {
 // Positions returns the stored next offsets.
 func (s StoreSink) Positions() (map[consumer.Position]int64, error) {
 	offs, err := s.Store.Offsets()
-	if err != nil {
-		return nil, err
-	}
+	return positions(offs), err
+}
+
+// positions is storeOffsets the other way.
+func positions(offs map[store.Partition]int64) map[consumer.Position]int64 {
 	out := make(map[consumer.Position]int64, len(offs))
 	for p, next := range offs {
 		out[consumer.Position{Topic: p.Topic, Partition: p.Partition}] = next
 	}
-	return out, nil
+	return out
 }
