@@ -539,31 +539,12 @@ func (s *ingestSetup) backFromOutage(bin, base string, backlog, min int64) (work
 	dir := filepath.Join(s.cache, "outage-work")
 	os.RemoveAll(dir)
 	defer os.RemoveAll(dir)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return workerResult{}, err
-	}
-	if err := copyFile(filepath.Join(base, "projection.db"), filepath.Join(dir, "projection.db")); err != nil {
-		return workerResult{}, err
+	// As an operator brings back an old snapshot: enrollstatus restore.
+	if out, err := exec.Command(bin, "restore", "--from", filepath.Join(base, "projection.db"), "--data-dir", dir).CombinedOutput(); err != nil {
+		return workerResult{}, fmt.Errorf("enrollstatus restore: %w\n%s", err, out)
 	}
 	r, err := s.serveUntilReady(bin, dir, fmt.Sprintf("outage-merge-min-%d.log", min), backlog,
 		"--merge-catch-up-min="+strconv.FormatInt(min, 10))
 	r.Mode = "outage"
 	return r, err
-}
-
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(to)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
