@@ -2,7 +2,7 @@
 // both, so that neither imports the other — and runs the serving projection:
 // the live consumer feeding the current store, queries reading it, and the
 // operations that replace it while queries go on (rebuild by replay, online
-// compaction) or copy it (snapshots).
+// compaction, a catch-up by merge when far behind) or copy it (snapshots).
 //
 // A swap renames the new file over the old one (atomic on POSIX), then
 // switches readers under a lock that queries hold for the length of one read

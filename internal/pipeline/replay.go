@@ -25,8 +25,9 @@ import (
 // head, if the replay follows (an online rebuild, which must pass the live
 // projection's offsets); a replay that does not follow (the rebuild
 // command's, a new replica's first catch-up) is done once the load is
-// written. Into a store that is not empty, it is the ordinary consumer
-// from the start.
+// written. A merge (a base store given) is such a load too, from the base's
+// offsets, its records merged in (store.NewMergeLoader). Into a store that
+// is not empty, it is the ordinary consumer from the start.
 type Replayer struct {
 	cfg consumer.Config
 	st  *store.Store
