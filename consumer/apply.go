@@ -46,7 +46,7 @@ func (pp *pendingPart) behind() int64 {
 }
 
 // writes bounds the records the batch will write: one per user, one per
-// enrollment (a course's member index).
+// enrollment (a block of a course's member index).
 func (p *pending) writes() int { return len(p.users) + p.joins }
 
 // newPending starts a batch; countWrites is whether its writes are counted.

@@ -51,8 +51,8 @@ type Config struct {
 	CatchUpBatchSize int
 	CatchUpWait      time.Duration
 	// CatchUpMaxWrites also ends a catch-up batch, at this many records to
-	// write (one per distinct user, one per enrollment for the course's
-	// member index). Each dirties a page of the store, and a commit holds
+	// write (one per distinct user, one per enrollment for a block of the
+	// course's member index). Each dirties a page of the store, and a commit holds
 	// every dirty page in memory at once (bbolt), so this bounds a commit's
 	// memory whatever the size of the projection: ~15 KiB per record.
 	CatchUpMaxWrites int

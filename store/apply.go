@@ -2,9 +2,12 @@ package store
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -50,6 +53,15 @@ func (s *Store) Apply(b Batch) (res ApplyResult, err error) {
 type writer struct {
 	users, usernames, courses, members, retired, offsets, meta *bolt.Bucket
 	buf                                                        []byte
+	// joined holds the batch's membership changes (true: joined, false:
+	// left) until flushMembers writes each block they touch once.
+	joined map[membership]bool
+}
+
+// membership is a user's entry in a course's member index.
+type membership struct {
+	course string
+	user   int64
 }
 
 func newWriter(tx *bolt.Tx) *writer {
@@ -61,6 +73,7 @@ func newWriter(tx *bolt.Tx) *writer {
 		retired:   tx.Bucket(bucketRetired),
 		offsets:   tx.Bucket(bucketOffsets),
 		meta:      tx.Bucket(bucketMeta),
+		joined:    map[membership]bool{},
 	}
 }
 
@@ -97,8 +110,11 @@ func (w *writer) apply(b Batch) (res ApplyResult, err error) {
 		}
 	}
 
-	// Course metadata after users, so that the fan-out reaches the entries
-	// this batch created.
+	// Course metadata after users and their memberships, so that the
+	// fan-out reaches the members this batch added.
+	if err := w.flushMembers(); err != nil {
+		return res, err
+	}
 	courses := make([]string, 0, len(metas))
 	for c := range metas {
 		courses = append(courses, c)
@@ -154,9 +170,7 @@ func (w *writer) applyUser(id int64, events []projection.Event) (dropped int, er
 		course := courseOf(e)
 		isNew := course != "" && !u.HasCourse(course)
 		if evicted := u.Apply(e); evicted != "" {
-			if err := w.members.Delete(memberKey(evicted, id)); err != nil {
-				return 0, err
-			}
+			w.joined[membership{evicted, id}] = false
 		}
 		if isNew && u.HasCourse(course) {
 			if err := w.join(&u, course); err != nil {
@@ -185,9 +199,7 @@ func courseOf(e projection.Event) string {
 // join records the user as a member of the course, so later metadata changes
 // reach the record, and copies the course's current metadata into it.
 func (w *writer) join(u *projection.User, course string) error {
-	if err := w.members.Put(memberKey(course, u.ID), nil); err != nil {
-		return err
-	}
+	w.joined[membership{course, u.ID}] = true
 	v := w.courses.Get([]byte(course))
 	if v == nil {
 		return nil
@@ -229,6 +241,39 @@ func (w *writer) reindex(id int64, oldName string, u projection.User) error {
 	return w.usernames.Put(name, idKey)
 }
 
+// flushMembers writes the batch's membership changes into the member index,
+// in key order, reading and writing each block they touch once.
+func (w *writer) flushMembers() error {
+	changes := slices.SortedFunc(maps.Keys(w.joined), func(a, b membership) int {
+		if c := strings.Compare(a.course, b.course); c != 0 {
+			return c
+		}
+		return cmp.Compare(uint64(a.user), uint64(b.user))
+	})
+	for i := 0; i < len(changes); {
+		first := changes[i]
+		key := memberBlockKey(first.course, first.user)
+		stored := w.members.Get(key)
+		block := bytes.Clone(stored)
+		for ; i < len(changes) && changes[i].course == first.course && sameMemberBlock(changes[i].user, first.user); i++ {
+			block = setMember(block, memberLow(changes[i].user), w.joined[changes[i]])
+		}
+		var err error
+		switch {
+		case bytes.Equal(block, stored):
+		case len(block) == 0:
+			err = w.members.Delete(key)
+		default:
+			err = w.members.Put(key, block)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	clear(w.joined)
+	return nil
+}
+
 // putUser writes a user's record unless it equals stored, the record read
 // in this transaction (nil for a new user): events that change nothing
 // (an older completion, a replayed enrollment) then leave the record's page
@@ -254,9 +299,7 @@ func (w *writer) retire(key []byte) error {
 			return err
 		}
 		for _, c := range u.Courses {
-			if err := w.members.Delete(memberKey(c.CourseID, u.ID)); err != nil {
-				return err
-			}
+			w.joined[membership{c.CourseID, u.ID}] = false
 		}
 		if u.Username != "" {
 			name := []byte(projection.LowerUsername(u.Username))
@@ -300,8 +343,10 @@ func (w *writer) mergeCourse(course string, m projection.CourseMeta) (fanout int
 	prefix := append([]byte(course), 0)
 	c := w.members.Cursor()
 	var ids []int64
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, _ = c.Next() {
-		ids = append(ids, userID(k[len(prefix):]))
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(k) == len(prefix)+8; k, v = c.Next() {
+		if ids, err = appendMembers(ids, k, v); err != nil {
+			return 0, true, err
+		}
 	}
 	for _, id := range ids {
 		uk := userKey(id)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/enrollstatus/enrollstatus/projection"
@@ -261,13 +262,75 @@ func userKey(id int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64
 
 func userID(k []byte) int64 { return int64(binary.BigEndian.Uint64(k)) }
 
-// memberKey is course id, NUL, user id: the members of a course are the keys
-// under the prefix course id + NUL (course ids never contain NUL).
-func memberKey(courseID string, id int64) []byte {
+// The member index lists each course's members in blocks of
+// 1<<memberBlockBits consecutive user ids: the key is the course id, NUL and
+// the block's number (the user id shifted right by memberBlockBits, eight
+// bytes big endian), so a course's blocks are the keys under the prefix
+// course id + NUL (course ids never contain NUL); the value holds the low
+// memberBlockBits bits of each member's id in the block, two bytes big
+// endian each, ascending. One key per block rather than per membership: the
+// index takes about two bytes a membership instead of about 56, a load
+// puts a fraction of the keys, and a batch's joins to a course dirty the
+// pages of a few blocks instead of a page each.
+const memberBlockBits = 12
+
+// memberBlockKey is the key of the block holding user id's membership of
+// courseID.
+func memberBlockKey(courseID string, id int64) []byte {
 	k := make([]byte, 0, len(courseID)+9)
 	k = append(k, courseID...)
 	k = append(k, 0)
-	return binary.BigEndian.AppendUint64(k, uint64(id))
+	return binary.BigEndian.AppendUint64(k, uint64(id)>>memberBlockBits)
+}
+
+// memberLow is the part of user id a member block's value holds.
+func memberLow(id int64) uint16 { return uint16(uint64(id) & (1<<memberBlockBits - 1)) }
+
+// sameMemberBlock reports whether two users' memberships of a course share
+// a block.
+func sameMemberBlock(a, b int64) bool {
+	return uint64(a)>>memberBlockBits == uint64(b)>>memberBlockBits
+}
+
+// appendMembers appends the user ids of a member block to ids.
+func appendMembers(ids []int64, key, value []byte) ([]int64, error) {
+	if len(key) < 9 || len(value)%2 != 0 {
+		return ids, fmt.Errorf("%w: member block %q", errCorrupt, key)
+	}
+	block := binary.BigEndian.Uint64(key[len(key)-8:]) << memberBlockBits
+	for i := 0; i < len(value); i += 2 {
+		ids = append(ids, int64(block|uint64(binary.BigEndian.Uint16(value[i:]))))
+	}
+	return ids, nil
+}
+
+// setMember returns a member block's value with low present or absent,
+// modifying value in place when it can.
+func setMember(value []byte, low uint16, present bool) []byte {
+	i, found := memberIndex(value, low)
+	switch {
+	case found == present:
+		return value
+	case present:
+		return slices.Insert(value, i, byte(low>>8), byte(low))
+	default:
+		return slices.Delete(value, i, i+2)
+	}
+}
+
+// memberIndex finds low in a member block's value: the byte offset where it
+// is or would be inserted.
+func memberIndex(value []byte, low uint16) (int, bool) {
+	lo, hi := 0, len(value)/2
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if binary.BigEndian.Uint16(value[2*m:]) < low {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return 2 * lo, 2*lo < len(value) && binary.BigEndian.Uint16(value[2*lo:]) == low
 }
 
 func offsetKey(topic string, partition int) []byte {

@@ -112,7 +112,8 @@ func printableKey(bucket, k []byte) string {
 		}
 	case bytes.Equal(bucket, bucketMembers):
 		if len(k) > 9 {
-			return fmt.Sprintf("%q user %d", k[:len(k)-9], userID(k[len(k)-8:]))
+			first := userID(k[len(k)-8:]) << memberBlockBits
+			return fmt.Sprintf("%q users %d to %d", k[:len(k)-9], first, first|(1<<memberBlockBits-1))
 		}
 	}
 	return fmt.Sprintf("%q", k)

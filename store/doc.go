@@ -2,9 +2,10 @@
 //
 // Layout (buckets): users (user id -> record with every course of the user),
 // usernames (Django-lower-cased username -> user id), courses (course id ->
-// name and mobile availability with their event times), members (course id,
-// NUL, user id: who has an entry for a course, so a rename reaches every
-// record), retired (user ids whose later events are dropped), offsets (topic,
+// name and mobile availability with their event times), member_blocks
+// (course id, NUL, block of 4096 user ids -> the members' ids in the block:
+// who has an entry for a course, so a rename reaches every record; see
+// codec.go), retired (user ids whose later events are dropped), offsets (topic,
 // NUL, partition -> next offset to read) and meta (format version, freshness).
 //
 // # Exactly-once effect

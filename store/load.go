@@ -248,7 +248,7 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 	res.UsersTime = time.Since(start)
 	defer func() { res.IndexTime = time.Since(start) - res.UsersTime }()
 	order := newMemberOrder(l.courseIDs, l.minUser, l.maxUser)
-	if err := tx.putSorted(members, bucketMembers, order.entry); err != nil {
+	if err := tx.putMembers(members, order); err != nil {
 		return res, fmt.Errorf("member index: %w", err)
 	}
 	if err := tx.putSorted(names, bucketUsernames, firstHolder); err != nil {
@@ -310,7 +310,7 @@ func (l *Loader) mergeBase(tx *loadTx, base *bolt.Tx) (map[string]projection.Cou
 	}
 
 	// The member index holds every course of every record: one seek per
-	// course finds them, past each course's entries (course id, NUL, user id).
+	// course finds them, past each course's blocks (course id, NUL, block).
 	c := base.Bucket(bucketMembers).Cursor()
 	for k, _ := c.First(); k != nil; {
 		i := bytes.IndexByte(k, 0)
@@ -621,13 +621,14 @@ func firstHolder(key, value []byte, last []byte) (k, v []byte, skip bool) {
 	return name, value, false
 }
 
-// memberOrder makes the member index's sort keys. memberKey's own (the
-// course id, then the user id) all begin with the same bytes ("course-v1:"),
-// so the external sort would compare every pair byte by byte; instead a
-// course's rank among the loader's course ids (in string order, which is
-// memberKey's but for ids holding a NUL) and the user id are packed into
-// eight bytes when both fit (24 and 40 bits), which the sort orders as one
-// number. entry turns a sort key back into the index's key.
+// memberOrder makes the sort keys of the member index's entries, a course
+// id and a user id each. Spelled out (the course id, NUL, the user id's
+// eight bytes: the member index's own order) they all begin with the same
+// bytes ("course-v1:"), so the external sort would compare every pair byte
+// by byte; instead a course's rank among the loader's course ids (in string
+// order, which is the index's but for ids holding a NUL) and the user id
+// are packed into eight bytes when both fit (24 and 40 bits), which the
+// sort orders as one number. member turns a sort key back into its entry.
 type memberOrder struct {
 	packed bool
 	ids    []string // by rank
@@ -652,21 +653,22 @@ func newMemberOrder(courseIDs []string, minUser, maxUser int64) *memberOrder {
 // false if course is not in the table.
 func (o *memberOrder) appendKey(b []byte, course string, user int64) ([]byte, bool) {
 	if !o.packed {
-		return append(b, memberKey(course, user)...), true
+		b = append(append(b, course...), 0)
+		return binary.BigEndian.AppendUint64(b, uint64(user)), true
 	}
 	r, ok := o.rank[course]
 	return binary.BigEndian.AppendUint64(b, r<<40|uint64(user)), ok
 }
 
-// entry is putSorted's settle: the index's key of a sort key.
-func (o *memberOrder) entry(key, value, _ []byte) (k, v []byte, skip bool) {
+// member returns the entry of a sort key: the course id, as the member
+// index's key begins (valid until the next call), and the user id.
+func (o *memberOrder) member(key []byte) (course []byte, user int64) {
 	if !o.packed {
-		return key, value, false
+		return key[:len(key)-9], userID(key[len(key)-8:])
 	}
 	x := binary.BigEndian.Uint64(key)
-	o.buf = append(append(o.buf[:0], o.ids[x>>40]...), 0)
-	o.buf = binary.BigEndian.AppendUint64(o.buf, x&(1<<40-1))
-	return o.buf, value, false
+	o.buf = append(o.buf[:0], o.ids[x>>40]...)
+	return o.buf, int64(x & (1<<40 - 1))
 }
 
 // loadTx is the write transaction a Loader fills, committed and begun anew
@@ -746,6 +748,45 @@ func (t *loadTx) putSorted(s *sorter, bucket []byte,
 		if err := t.wrote(len(k) + len(v) + 16); err != nil {
 			return err
 		}
+	}
+}
+
+// putMembers puts the sorted member entries into the member index, each
+// block's members in one value.
+func (t *loadTx) putMembers(s *sorter, order *memberOrder) error {
+	it, err := s.iterate()
+	if err != nil {
+		return err
+	}
+	var key, block []byte // the block being filled
+	var first int64       // its first member
+	put := func() error {
+		if key == nil {
+			return nil
+		}
+		// bbolt keeps the value until the commit: block is a new slice each time.
+		if err := t.tx.Bucket(bucketMembers).Put(key, block); err != nil {
+			return err
+		}
+		return t.wrote(len(key) + len(block) + 16)
+	}
+	for {
+		k, _, ok, err := it.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return put()
+		}
+		course, user := order.member(k)
+		if key == nil || !sameMemberBlock(user, first) || !bytes.Equal(key[:len(key)-9], course) {
+			if err := put(); err != nil {
+				return err
+			}
+			key = memberBlockKey(string(course), user)
+			block, first = make([]byte, 0, 16), user
+		}
+		block = setMember(block, memberLow(user), true)
 	}
 }
 

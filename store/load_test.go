@@ -192,20 +192,25 @@ func TestLoaderUsernameClaims(t *testing.T) {
 
 // shiftUsers returns the history with every user id moved by d.
 func shiftUsers(history []projection.Event, d int64) []projection.Event {
+	return mapUsers(history, func(id int64) int64 { return id + d })
+}
+
+// mapUsers returns the history with every user id replaced by f's.
+func mapUsers(history []projection.Event, f func(int64) int64) []projection.Event {
 	out := make([]projection.Event, len(history))
 	for i, e := range history {
 		switch e := e.(type) {
 		case projection.Enrollment:
-			e.UserID += d
+			e.UserID = f(e.UserID)
 			out[i] = e
 		case projection.Completion:
-			e.UserID += d
+			e.UserID = f(e.UserID)
 			out[i] = e
 		case projection.UserInfo:
-			e.UserID += d
+			e.UserID = f(e.UserID)
 			out[i] = e
 		case projection.Retirement:
-			e.UserID += d
+			e.UserID = f(e.UserID)
 			out[i] = e
 		default:
 			out[i] = e

@@ -22,14 +22,20 @@ type Stats struct {
 }
 
 // Stats counts the projection's records. It reads every bucket's statistics,
-// not every record.
+// not every record, and the member index's blocks.
 func (s *Store) Stats() (st Stats, err error) {
 	err = s.db.View(func(tx *bolt.Tx) error {
 		count := func(name []byte) int { return tx.Bucket(name).Stats().KeyN }
 		st.Users = count(bucketUsers)
 		st.Usernames = count(bucketUsernames)
 		st.Courses = count(bucketCourses)
-		st.Members = count(bucketMembers)
+		// A member block's value holds two bytes a member.
+		if err := tx.Bucket(bucketMembers).ForEach(func(_, v []byte) error {
+			st.Members += len(v) / 2
+			return nil
+		}); err != nil {
+			return err
+		}
 		st.Retired = count(bucketRetired)
 		st.FileBytes = tx.Size()
 		return nil

@@ -18,13 +18,13 @@ import (
 
 // Buckets. Every key and value layout is in codec.go.
 var (
-	bucketUsers     = []byte("users")     // user id -> user record
-	bucketUsernames = []byte("usernames") // LowerUsername(username) -> user id
-	bucketCourses   = []byte("courses")   // course id -> course metadata
-	bucketMembers   = []byte("members")   // course id NUL user id -> nothing
-	bucketRetired   = []byte("retired")   // user id -> nothing
-	bucketOffsets   = []byte("offsets")   // topic NUL partition -> next offset
-	bucketMeta      = []byte("meta")      // freshness and format
+	bucketUsers     = []byte("users")         // user id -> user record
+	bucketUsernames = []byte("usernames")     // LowerUsername(username) -> user id
+	bucketCourses   = []byte("courses")       // course id -> course metadata
+	bucketMembers   = []byte("member_blocks") // course id NUL user id>>12 -> members' low 12 bits (codec.go)
+	bucketRetired   = []byte("retired")       // user id -> nothing
+	bucketOffsets   = []byte("offsets")       // topic NUL partition -> next offset
+	bucketMeta      = []byte("meta")          // freshness and format
 	allBuckets      = [][]byte{bucketUsers, bucketUsernames, bucketCourses, bucketMembers,
 		bucketRetired, bucketOffsets, bucketMeta}
 
@@ -36,7 +36,7 @@ var (
 
 // formatVersion names the layout of the file. A file of another version is
 // refused rather than misread.
-const formatVersion = "enrollstatus/1"
+const formatVersion = "enrollstatus/2"
 
 // FileName is the projection's file inside a data directory.
 const FileName = "projection.db"

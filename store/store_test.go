@@ -91,6 +91,61 @@ func TestConvergence(t *testing.T) {
 	}
 }
 
+// TestMembersAcrossBlocks spreads the users over the member index's blocks
+// (a few share one, most have their own, one id is negative): the answers
+// still follow every course change, retirement and eviction, the file
+// converges whatever the order, and Stats counts every membership.
+func TestMembersAcrossBlocks(t *testing.T) {
+	spread := func(id int64) int64 {
+		if id == 7 {
+			return -3
+		}
+		return id*1500 + id%3
+	}
+	for seed := range uint64(6) {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		history := mapUsers(reference.RandomHistory(rng, 40, 6, 900, now), spread)
+		model := &reference.Model{Events: history}
+		var first store.Digest
+		for run := range 2 {
+			s := MustOpen(t)
+			applyInBatches(t, s, rng, reference.Shuffle(rng, history, 0.3))
+			checkAgainstReference(t, s, model, store.DefaultOptions().Policy)
+			d, err := s.Digest()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run == 0 {
+				first = d
+			} else if d.Total != first.Total {
+				t.Fatalf("seed %d: digest %v differs from the first order's %v", seed, d.Buckets, first.Buckets)
+			}
+			st, err := s.Stats()
+			if err != nil {
+				t.Fatal(err)
+			}
+			memberships, seen := 0, map[int64]bool{}
+			for _, e := range history {
+				id, ok := projection.UserOf(e)
+				if !ok || seen[id] {
+					continue
+				}
+				seen[id] = true
+				u, found, err := s.User(context.Background(), id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if found {
+					memberships += len(u.Courses)
+				}
+			}
+			if st.Members != memberships || memberships == 0 {
+				t.Fatalf("seed %d: Stats counts %d members, the records hold %d", seed, st.Members, memberships)
+			}
+		}
+	}
+}
+
 func TestPoliciesAgainstReference(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 7))
 	history := reference.RandomHistory(rng, 20, 12, 800, now)
