@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -58,6 +59,9 @@ type Options struct {
 	// syncs the file before it takes the live one's place, and commits are
 	// durable from then on.
 	NoSync bool
+	// Log receives what Open does beyond opening (an upgrade of an older
+	// file's format); nil: slog.Default().
+	Log *slog.Logger
 }
 
 // DefaultOptions are the options a service uses.
@@ -107,7 +111,13 @@ func Open(path string, opts Options) (*Store, error) {
 	if opts.ReadOnly {
 		err = db.View(s.checkFormat)
 	} else {
-		err = db.Update(s.init)
+		log := opts.Log
+		if log == nil {
+			log = slog.Default()
+		}
+		if err = upgrade(db, log); err == nil {
+			err = db.Update(s.init)
+		}
 	}
 	if err != nil {
 		db.Close()
@@ -142,7 +152,11 @@ func (s *Store) checkFormat(tx *bolt.Tx) error {
 	if meta == nil {
 		return fmt.Errorf("not an enrollstatus projection (no meta bucket)")
 	}
-	if v := string(meta.Get(keyFormat)); v != formatVersion {
+	switch v := string(meta.Get(keyFormat)); v {
+	case formatVersion:
+	case formatV1:
+		return fmt.Errorf("projection format %q, this build reads %q: opened for writing (serve, restore) it is upgraded in place", v, formatVersion)
+	default:
 		return fmt.Errorf("projection format %q, this build reads %q: rebuild the projection", v, formatVersion)
 	}
 	return nil

@@ -217,6 +217,7 @@ func (c *Config) consumerConfig() consumer.Config {
 func (c *Config) pipelineOptions(dec *consumer.Decoder, m *consumer.Metrics, log *slog.Logger, reg prometheus.Registerer) pipeline.Options {
 	opts := store.DefaultOptions()
 	opts.Policy = c.policy()
+	opts.Log = log.With("component", "store")
 	return pipeline.Options{Path: c.storePath(), Store: opts, Consumer: c.consumerConfig(),
 		Decoder: dec, Metrics: m, Log: log, Registerer: reg, BulkLoadEmpty: c.BulkLoadEmpty, MergeCatchUpMin: c.MergeCatchUpMin}
 }
