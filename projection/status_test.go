@@ -285,3 +285,30 @@ func TestFullRecordKeepsSmallestCourses(t *testing.T) {
 			reverse.Courses[len(reverse.Courses)-1].CourseID, last)
 	}
 }
+
+// TestInsertCoursesAsApply: entries inserted at once are where Apply puts
+// them one by one, and a record they would overflow is left alone.
+func TestInsertCoursesAsApply(t *testing.T) {
+	u := apply(enroll(c2, days(1), days(1), true))
+	added := []string{c1, c3, "course-v1:Z+9+R"}
+	if !u.InsertCourses(added) {
+		t.Fatal("InsertCourses refused 3 courses into a record of 1")
+	}
+	want := apply(enroll(c2, days(1), days(1), true))
+	for _, c := range []string{c3, "course-v1:Z+9+R", c1} {
+		want.Apply(projection.Completion{UserID: 7, CourseID: c})
+	}
+	if len(u.Courses) != len(want.Courses) {
+		t.Fatalf("%d entries, want %d", len(u.Courses), len(want.Courses))
+	}
+	for i := range want.Courses {
+		if u.Courses[i] != want.Courses[i] {
+			t.Fatalf("entry %d: %+v, want %+v", i, u.Courses[i], want.Courses[i])
+		}
+	}
+
+	full := projection.User{Courses: make([]projection.UserCourse, projection.MaxCoursesPerUser-1)}
+	if full.InsertCourses([]string{c1, c2}) || len(full.Courses) != projection.MaxCoursesPerUser-1 {
+		t.Fatalf("InsertCourses past the bound: %d entries", len(full.Courses))
+	}
+}

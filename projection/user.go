@@ -85,6 +85,31 @@ func (u *User) course(courseID string) (c *UserCourse, evicted string) {
 	return &u.Courses[i], evicted
 }
 
+// InsertCourses inserts empty entries for courseIDs, which must be sorted,
+// distinct and not in the record yet, all at once: one allocation, where
+// Apply inserting them one by one shifts and grows the entries each time.
+// It reports whether it did; it does nothing when they would not all fit
+// (see MaxCoursesPerUser), where Apply evicts.
+func (u *User) InsertCourses(courseIDs []string) bool {
+	if len(courseIDs) == 0 {
+		return true
+	}
+	if len(u.Courses)+len(courseIDs) > MaxCoursesPerUser {
+		return false
+	}
+	merged := make([]UserCourse, 0, len(u.Courses)+len(courseIDs))
+	old := u.Courses
+	for _, id := range courseIDs {
+		for len(old) > 0 && old[0].CourseID < id {
+			merged = append(merged, old[0])
+			old = old[1:]
+		}
+		merged = append(merged, UserCourse{CourseID: id})
+	}
+	u.Courses = append(merged, old...)
+	return true
+}
+
 // Course returns the entry for courseID, if any.
 func (u *User) Course(courseID string) (UserCourse, bool) {
 	i, found := slices.BinarySearchFunc(u.Courses, courseID, func(c UserCourse, id string) int {

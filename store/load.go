@@ -533,6 +533,8 @@ func groupUsers(it *sortIter, records *bolt.Cursor, jobs chan<- foldJob, ordered
 func (l *Loader) foldBatch(b *userBatch, views map[string]projection.CourseView) foldResult {
 	out := make([]foldedUser, 0, len(b.users))
 	var buf []byte
+	var events []projection.Event // a user's, decoded
+	var added []string            // the courses they add to the record
 	for _, ue := range b.users {
 		key := ue.key
 		if l.baseRetired[userID(key)] {
@@ -546,11 +548,28 @@ func (l *Loader) foldBatch(b *userBatch, views map[string]projection.CourseView)
 				return foldResult{err: fmt.Errorf("user %d: %w", userID(key), err)}
 			}
 		}
+		events, added = events[:0], added[:0]
 		for _, v := range ue.events {
 			e, err := l.decodeSpillEvent(v)
 			if err != nil {
 				return foldResult{err: err}
 			}
+			events = append(events, e)
+			if course := courseOf(e); course != "" && !u.HasCourse(course) {
+				added = append(added, course)
+			}
+		}
+		// The entries the events add, inserted at once with their views.
+		slices.Sort(added)
+		added = slices.Compact(added)
+		if u.InsertCourses(added) {
+			for _, c := range added {
+				if view, ok := views[c]; ok {
+					u.SetView(c, view)
+				}
+			}
+		}
+		for _, e := range events {
 			if _, ok := e.(projection.Retirement); ok {
 				retired = true
 				break // every later event of the user is dropped
