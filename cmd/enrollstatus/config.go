@@ -214,12 +214,14 @@ func (c *Config) consumerConfig() consumer.Config {
 	return cc
 }
 
+// pipelineOptions are the pipeline's options; log is the service's logger,
+// whose records the store and the consumer mark with their component.
 func (c *Config) pipelineOptions(dec *consumer.Decoder, m *consumer.Metrics, log *slog.Logger, reg prometheus.Registerer) pipeline.Options {
 	opts := store.DefaultOptions()
 	opts.Policy = c.policy()
 	opts.Log = log.With("component", "store")
 	return pipeline.Options{Path: c.storePath(), Store: opts, Consumer: c.consumerConfig(),
-		Decoder: dec, Metrics: m, Log: log, Registerer: reg, BulkLoadEmpty: c.BulkLoadEmpty, MergeCatchUpMin: c.MergeCatchUpMin}
+		Decoder: dec, Metrics: m, Log: log.With("component", "consumer"), Registerer: reg, BulkLoadEmpty: c.BulkLoadEmpty, MergeCatchUpMin: c.MergeCatchUpMin}
 }
 
 func parseLevel(s string) (slog.Level, error) {

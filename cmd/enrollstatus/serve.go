@@ -67,8 +67,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger, started chan<- *s
 	if err != nil {
 		return err
 	}
-	pl, err := pipeline.Open(cfg.pipelineOptions(consumer.NewDecoder(avro), consumer.NewMetrics(reg),
-		log.With("component", "consumer"), reg))
+	pl, err := pipeline.Open(cfg.pipelineOptions(consumer.NewDecoder(avro), consumer.NewMetrics(reg), log, reg))
 	if err != nil {
 		return err
 	}
