@@ -777,35 +777,29 @@ func (t *loadTx) putMembers(s *sorter, order *memberOrder) error {
 	if err != nil {
 		return err
 	}
-	var key, block []byte // the block being filled
-	var first int64       // its first member
-	put := func() error {
-		if key == nil {
-			return nil
-		}
-		// bbolt keeps the value until the commit: block is a new slice each time.
-		if err := t.tx.Bucket(bucketMembers).Put(key, block); err != nil {
+	put := func(key, value []byte) error {
+		if err := t.tx.Bucket(bucketMembers).Put(key, value); err != nil {
 			return err
 		}
-		return t.wrote(len(key) + len(block) + 16)
+		return t.wrote(len(key) + len(value) + 16)
 	}
+	var blocks blockBuilder
 	for {
 		k, _, ok, err := it.next()
 		if err != nil {
 			return err
 		}
 		if !ok {
-			return put()
+			if key, value, done := blocks.flush(); done {
+				return put(key, value)
+			}
+			return nil
 		}
-		course, user := order.member(k)
-		if key == nil || !sameMemberBlock(user, first) || !bytes.Equal(key[:len(key)-9], course) {
-			if err := put(); err != nil {
+		if key, value, done := blocks.add(order.member(k)); done {
+			if err := put(key, value); err != nil {
 				return err
 			}
-			key = memberBlockKey(string(course), user)
-			block, first = make([]byte, 0, 16), user
 		}
-		block = setMember(block, memberLow(user), true)
 	}
 }
 

@@ -91,21 +91,9 @@ func Open(path string, opts Options) (*Store, error) {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:         opts.Timeout,
-		ReadOnly:        opts.ReadOnly,
-		InitialMmapSize: opts.InitialMmapSize,
-		// Both are safe (the freelist is rebuilt on open) and keep commits of
-		// a large file cheap. NoSync only for a file nothing relies on yet.
-		FreelistType:   bolt.FreelistMapType,
-		NoFreelistSync: true,
-		NoSync:         opts.NoSync,
-	})
+	db, err := openFile(path, opts)
 	if err != nil {
-		if errors.Is(err, berrors.ErrTimeout) {
-			return nil, fmt.Errorf("open %s: another process holds it (is a service running on this data directory?): %w", path, err)
-		}
-		return nil, fmt.Errorf("open %s: %w", path, err)
+		return nil, err
 	}
 	s := &Store{db: db, policy: opts.Policy, path: path}
 	if opts.ReadOnly {
@@ -115,7 +103,16 @@ func Open(path string, opts Options) (*Store, error) {
 		if log == nil {
 			log = slog.Default()
 		}
-		if err = upgrade(db, log); err == nil {
+		var upgraded bool
+		if upgraded, err = upgrade(db, path, opts, log); upgraded {
+			// The upgraded copy took the file's place: open it instead.
+			db.Close()
+			if db, err = openFile(path, opts); err != nil {
+				return nil, err
+			}
+			s.db = db
+		}
+		if err == nil {
 			err = db.Update(s.init)
 		}
 	}
@@ -132,6 +129,27 @@ func Open(path string, opts Options) (*Store, error) {
 		debug.FreeOSMemory()
 	}
 	return s, nil
+}
+
+// openFile opens the bbolt file at path with the store's settings.
+func openFile(path string, opts Options) (*bolt.DB, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:         opts.Timeout,
+		ReadOnly:        opts.ReadOnly,
+		InitialMmapSize: opts.InitialMmapSize,
+		// Both are safe (the freelist is rebuilt on open) and keep commits of
+		// a large file cheap. NoSync only for a file nothing relies on yet.
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+		NoSync:         opts.NoSync,
+	})
+	if err != nil {
+		if errors.Is(err, berrors.ErrTimeout) {
+			return nil, fmt.Errorf("open %s: another process holds it (is a service running on this data directory?): %w", path, err)
+		}
+		return nil, fmt.Errorf("open %s: %w", path, err)
+	}
+	return db, nil
 }
 
 func (s *Store) init(tx *bolt.Tx) error {

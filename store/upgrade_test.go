@@ -3,7 +3,10 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
+	"maps"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,12 +19,13 @@ import (
 
 // TestUpgradeFromV1: a file of format enrollstatus/1 (one member key per
 // membership), opened for writing, holds afterwards what this format's
-// Apply builds from the same events, in transactions small enough to cut
-// blocks between them; a member index left by an interrupted upgrade is
-// dropped first. Opened read-only, it is refused with the way out.
+// Apply builds from the same events, copied in transactions small enough to
+// cut every bucket and blocks between them; the copy a crash left behind is
+// replaced, and none is left. Opened read-only, a v1 file is refused with
+// the way out.
 func TestUpgradeFromV1(t *testing.T) {
-	defer func(n int) { upgradeTxEntries = n }(upgradeTxEntries)
-	upgradeTxEntries = 7
+	defer func(n int) { upgradeTxBytes = n }(upgradeTxBytes)
+	upgradeTxBytes = 700
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	rng := rand.New(rand.NewPCG(3, 5))
 	var history []projection.Event
@@ -41,7 +45,8 @@ func TestUpgradeFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Apply(Batch{Events: history, Messages: len(history)}); err != nil {
+	offsets := map[Partition]int64{{"enrollments", 0}: 420, {"enrollments", 1}: 17, {"completions", 0}: 9001}
+	if _, err := s.Apply(Batch{Events: history, Messages: len(history), Offsets: offsets}); err != nil {
 		t.Fatal(err)
 	}
 	want, err := s.Digest()
@@ -51,8 +56,15 @@ func TestUpgradeFromV1(t *testing.T) {
 	if want.Keys[string(bucketMembers)] < 20 {
 		t.Fatalf("only %d member blocks: the test needs more", want.Keys[string(bucketMembers)])
 	}
+	wantFresh, err := s.Freshness()
+	if err != nil {
+		t.Fatal(err)
+	}
 	entries := downgradeToV1(t, s.db)
 	s.Close()
+	if err := os.WriteFile(path+".upgrade", []byte("an interrupted upgrade's copy"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	ro := DefaultOptions()
 	ro.ReadOnly = true
@@ -72,6 +84,13 @@ func TestUpgradeFromV1(t *testing.T) {
 	if got.Total != want.Total {
 		t.Fatalf("upgraded digest %v, want %v", got.Buckets, want.Buckets)
 	}
+	gotOffsets, err := s.Offsets()
+	if err != nil || !maps.Equal(gotOffsets, offsets) {
+		t.Fatalf("upgraded offsets %v, %v; want %v", gotOffsets, err, offsets)
+	}
+	if fresh, err := s.Freshness(); err != nil || fresh != wantFresh {
+		t.Fatalf("upgraded freshness %+v, %v; want %+v", fresh, err, wantFresh)
+	}
 	st, err := s.Stats()
 	if err != nil {
 		t.Fatal(err)
@@ -87,11 +106,13 @@ func TestUpgradeFromV1(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(path + ".upgrade"); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the upgrade's copy is left: %v", err)
+	}
 }
 
-// downgradeToV1 rewrites the member index as enrollstatus/1 had it, leaves
-// a stray block behind as an interrupted upgrade would, and returns the
-// number of memberships.
+// downgradeToV1 rewrites the member index as enrollstatus/1 had it and
+// returns the number of memberships.
 func downgradeToV1(t *testing.T, db *bolt.DB) (entries int) {
 	t.Helper()
 	err := db.Update(func(tx *bolt.Tx) error {
@@ -113,7 +134,7 @@ func downgradeToV1(t *testing.T, db *bolt.DB) (entries int) {
 		}); err != nil {
 			return err
 		}
-		if err := blocks.Put([]byte("stray\x00\x00\x00\x00\x00\x00\x00\x00\x00"), []byte{0, 1}); err != nil {
+		if err := tx.DeleteBucket(bucketMembers); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketMeta).Put(keyFormat, []byte(formatV1))
