@@ -319,32 +319,6 @@ func setMember(value []byte, low uint16, present bool) []byte {
 	}
 }
 
-// blockBuilder groups memberships that come in the member index's order
-// (course, then user id) into blocks.
-type blockBuilder struct {
-	key, value []byte // the block being filled; key nil before the first
-	first      int64  // its first member
-}
-
-// add adds user's membership of course. When it is the first of a new
-// block, the block it finished is returned, to be put (done).
-func (b *blockBuilder) add(course []byte, user int64) (key, value []byte, done bool) {
-	if b.key == nil || !sameMemberBlock(user, b.first) || !bytes.Equal(b.key[:len(b.key)-9], course) {
-		key, value, done = b.key, b.value, b.key != nil
-		// A new slice each time: bbolt keeps a value until the commit.
-		b.key, b.value, b.first = memberBlockKey(string(course), user), make([]byte, 0, 16), user
-	}
-	b.value = setMember(b.value, memberLow(user), true)
-	return key, value, done
-}
-
-// flush returns the block being filled, if any, and starts over.
-func (b *blockBuilder) flush() (key, value []byte, done bool) {
-	key, value, done = b.key, b.value, b.key != nil
-	*b = blockBuilder{}
-	return key, value, done
-}
-
 // memberIndex finds low in a member block's value: the byte offset where it
 // is or would be inserted.
 func memberIndex(value []byte, low uint16) (int, bool) {
@@ -358,6 +332,32 @@ func memberIndex(value []byte, low uint16) (int, bool) {
 		}
 	}
 	return 2 * lo, 2*lo < len(value) && binary.BigEndian.Uint16(value[2*lo:]) == low
+}
+
+// blockBuilder groups memberships that come in the member index's order
+// (course, then user id) into blocks.
+type blockBuilder struct {
+	key, value []byte // the block being filled; key nil before the first
+	first      int64  // its first member
+}
+
+// add adds user's membership of course. When it is the first of a new
+// block, the block it finished is returned, to be put (full).
+func (b *blockBuilder) add(course []byte, user int64) (key, value []byte, full bool) {
+	if b.key == nil || !sameMemberBlock(user, b.first) || !bytes.Equal(b.key[:len(b.key)-9], course) {
+		key, value, full = b.key, b.value, b.key != nil
+		// A new slice each time: bbolt keeps a value until the commit.
+		b.key, b.value, b.first = memberBlockKey(string(course), user), make([]byte, 0, 16), user
+	}
+	b.value = setMember(b.value, memberLow(user), true)
+	return key, value, full
+}
+
+// flush returns the block being filled, if any (full), and starts over.
+func (b *blockBuilder) flush() (key, value []byte, full bool) {
+	key, value, full = b.key, b.value, b.key != nil
+	*b = blockBuilder{}
+	return key, value, full
 }
 
 func offsetKey(topic string, partition int) []byte {

@@ -790,12 +790,12 @@ func (t *loadTx) putMembers(s *sorter, order *memberOrder) error {
 			return err
 		}
 		if !ok {
-			if key, value, done := blocks.flush(); done {
+			if key, value, full := blocks.flush(); full {
 				return put(key, value)
 			}
 			return nil
 		}
-		if key, value, done := blocks.add(order.member(k)); done {
+		if key, value, full := blocks.add(order.member(k)); full {
 			if err := put(key, value); err != nil {
 				return err
 			}
