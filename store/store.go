@@ -121,11 +121,11 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	if !opts.ReadOnly {
-		// With NoFreelistSync, bbolt rebuilds the freelist at open by
+		// A file without a stored freelist (written by a build before the
+		// eighth round, which did not store it) has it rebuilt at open by
 		// walking every page of the file into a map: about 50 bytes per
-		// page (114 MiB of heap for a 9.5 GB file), garbage once open
-		// returns. Give it back to the OS now rather than keep it resident
-		// until the scavenger gets to it.
+		// page, garbage once open returns. Give it back to the OS now
+		// rather than keep it resident until the scavenger gets to it.
 		debug.FreeOSMemory()
 	}
 	return s, nil
@@ -137,11 +137,15 @@ func openFile(path string, opts Options) (*bolt.DB, error) {
 		Timeout:         opts.Timeout,
 		ReadOnly:        opts.ReadOnly,
 		InitialMmapSize: opts.InitialMmapSize,
-		// Both are safe (the freelist is rebuilt on open) and keep commits of
-		// a large file cheap. NoSync only for a file nothing relies on yet.
-		FreelistType:   bolt.FreelistMapType,
-		NoFreelistSync: true,
-		NoSync:         opts.NoSync,
+		// The free list is stored with every commit (bbolt's default), so
+		// that opening a file reads it instead of walking every page of
+		// the file to rebuild it: that walk read all 22.5 GB of the 10M-user
+		// projection (137 s from disk, a 184 MiB transient), against 0.1 s
+		// and 4 MiB with the list stored; commits measured no slower. The
+		// map type allocates in constant time. NoSync only for a file
+		// nothing relies on yet.
+		FreelistType: bolt.FreelistMapType,
+		NoSync:       opts.NoSync,
 	})
 	if err != nil {
 		if errors.Is(err, berrors.ErrTimeout) {

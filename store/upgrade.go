@@ -73,7 +73,7 @@ func upgrade(db *bolt.DB, path string, opts Options, log *slog.Logger) (upgraded
 // blocks, and the format mark.
 func copyUpgrading(in *bolt.DB, dst string, opts Options) (entries, blocks int, err error) {
 	out, err := bolt.Open(dst, 0o600, &bolt.Options{NoSync: true, InitialMmapSize: opts.InitialMmapSize,
-		FreelistType: bolt.FreelistMapType, NoFreelistSync: true})
+		FreelistType: bolt.FreelistMapType})
 	if err != nil {
 		return 0, 0, err
 	}
