@@ -273,10 +273,7 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 // noting in l.changed the courses whose view that changed.
 func (l *Loader) mergeBase(tx *loadTx, base *bolt.Tx) (map[string]projection.CourseMeta, error) {
 	if err := base.Bucket(bucketRetired).ForEach(func(k, _ []byte) error {
-		if err := tx.w.retired.Put(bytes.Clone(k), retiredMark); err != nil {
-			return err
-		}
-		return tx.wrote(len(k) + 16)
+		return tx.put(bucketRetired, k, retiredMark)
 	}); err != nil {
 		return nil, err
 	}
@@ -723,6 +720,17 @@ func (t *loadTx) wrote(n int) error {
 	return t.begin()
 }
 
+// put puts key and value into bucket and commits when the transaction is
+// full. bbolt copies the key and keeps the value until the commit.
+func (t *loadTx) put(bucket, key, value []byte) error {
+	// The transaction may be a new one after each put, so the bucket is
+	// looked up in the current one (bbolt caches it, FillPercent included).
+	if err := t.tx.Bucket(bucket).Put(key, value); err != nil {
+		return err
+	}
+	return t.wrote(len(key) + len(value) + 16)
+}
+
 func (t *loadTx) commit() error {
 	err := t.tx.Commit()
 	t.tx = nil
@@ -757,14 +765,7 @@ func (t *loadTx) putSorted(s *sorter, bucket []byte,
 			}
 			last = append(last[:0], k...)
 		}
-		// bbolt copies the key and keeps the value until the commit. The
-		// transaction may be a new one after each record, so the bucket is
-		// looked up in the current one (bbolt caches it, FillPercent
-		// included).
-		if err := t.tx.Bucket(bucket).Put(k, bytes.Clone(v)); err != nil {
-			return err
-		}
-		if err := t.wrote(len(k) + len(v) + 16); err != nil {
+		if err := t.put(bucket, k, bytes.Clone(v)); err != nil { // v is the iterator's
 			return err
 		}
 	}
@@ -777,12 +778,6 @@ func (t *loadTx) putMembers(s *sorter, order *memberOrder) error {
 	if err != nil {
 		return err
 	}
-	put := func(key, value []byte) error {
-		if err := t.tx.Bucket(bucketMembers).Put(key, value); err != nil {
-			return err
-		}
-		return t.wrote(len(key) + len(value) + 16)
-	}
 	var blocks blockBuilder
 	for {
 		k, _, ok, err := it.next()
@@ -791,12 +786,12 @@ func (t *loadTx) putMembers(s *sorter, order *memberOrder) error {
 		}
 		if !ok {
 			if key, value, full := blocks.flush(); full {
-				return put(key, value)
+				return t.put(bucketMembers, key, value)
 			}
 			return nil
 		}
 		if key, value, full := blocks.add(order.member(k)); full {
-			if err := put(key, value); err != nil {
+			if err := t.put(bucketMembers, key, value); err != nil {
 				return err
 			}
 		}

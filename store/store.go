@@ -177,7 +177,7 @@ func (s *Store) checkFormat(tx *bolt.Tx) error {
 	switch v := string(meta.Get(keyFormat)); v {
 	case formatVersion:
 	case formatV1:
-		return fmt.Errorf("projection format %q, this build reads %q: opened for writing (serve, restore) it is upgraded in place", v, formatVersion)
+		return fmt.Errorf("projection format %q, this build reads %q: opened for writing (serve, restore) it is upgraded first", v, formatVersion)
 	default:
 		return fmt.Errorf("projection format %q, this build reads %q: rebuild the projection", v, formatVersion)
 	}

@@ -19,7 +19,8 @@ const formatV1 = "enrollstatus/1"
 var bucketMembersV1 = []byte("members")
 
 // upgradeTxBytes bounds what one transaction of an upgrade writes, and with
-// it the pages the copy holds in memory.
+// it the pages the copy holds in memory (a variable for the test, which
+// makes it small).
 var upgradeTxBytes = 32 << 20
 
 // upgrade converts a file of an earlier format, open as db at path, to this
@@ -82,16 +83,25 @@ func copyUpgrading(in *bolt.DB, dst string, opts Options) (entries, blocks int, 
 			err = cerr
 		}
 	}()
-	w := &txWriter{db: out, limit: upgradeTxBytes}
-	defer w.rollback()
+	if err := out.Update(func(tx *bolt.Tx) error {
+		for _, name := range allBuckets {
+			if _, err := tx.CreateBucket(name); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return 0, 0, err
+	}
+	t := &loadTx{db: out, limit: upgradeTxBytes}
+	if err := t.begin(); err != nil {
+		return 0, 0, err
+	}
+	defer t.rollback()
 	err = in.View(func(src *bolt.Tx) error { // its values stay valid until the copy's last commit
 		for _, name := range allBuckets {
 			if bytes.Equal(name, bucketMembers) {
-				old := src.Bucket(bucketMembersV1)
-				if old == nil {
-					return errors.New("no members bucket")
-				}
-				if entries, blocks, err = w.memberBlocks(old); err != nil {
+				if entries, blocks, err = t.memberBlocksV1(src.Bucket(bucketMembersV1)); err != nil {
 					return err
 				}
 				continue
@@ -100,14 +110,14 @@ func copyUpgrading(in *bolt.DB, dst string, opts Options) (entries, blocks int, 
 			if b == nil {
 				return fmt.Errorf("no %s bucket", name)
 			}
-			if err := w.copy(name, b); err != nil {
+			if err := b.ForEach(func(k, v []byte) error { return t.put(name, k, v) }); err != nil {
 				return err
 			}
 		}
-		if err := w.put(bucketMeta, keyFormat, []byte(formatVersion)); err != nil {
+		if err := t.put(bucketMeta, keyFormat, []byte(formatVersion)); err != nil {
 			return err
 		}
-		return w.commit()
+		return t.commit()
 	})
 	if err != nil {
 		return entries, blocks, err
@@ -115,74 +125,10 @@ func copyUpgrading(in *bolt.DB, dst string, opts Options) (entries, blocks int, 
 	return entries, blocks, out.Sync()
 }
 
-// txWriter puts keys in order into a new file, in transactions of about
-// limit bytes.
-type txWriter struct {
-	db      *bolt.DB
-	tx      *bolt.Tx
-	limit   int
-	written int
-}
-
-// put puts key and value (kept until the commit, as bbolt does) into bucket.
-func (w *txWriter) put(bucket, key, value []byte) error {
-	b, err := w.bucket(bucket)
-	if err != nil {
-		return err
-	}
-	if err := b.Put(key, value); err != nil {
-		return err
-	}
-	if w.written += len(key) + len(value) + 16; w.written >= w.limit {
-		return w.commit()
-	}
-	return nil
-}
-
-// bucket returns bucket in the current transaction, which it begins if
-// there is none, creating the bucket if need be.
-func (w *txWriter) bucket(name []byte) (*bolt.Bucket, error) {
-	if w.tx == nil {
-		var err error
-		if w.tx, err = w.db.Begin(true); err != nil {
-			return nil, err
-		}
-	}
-	b, err := w.tx.CreateBucketIfNotExists(name)
-	if err != nil {
-		return nil, err
-	}
-	b.FillPercent = 1 // keys come in order
-	return b, nil
-}
-
-func (w *txWriter) commit() error {
-	if w.tx == nil {
-		return nil
-	}
-	err := w.tx.Commit()
-	w.tx, w.written = nil, 0
-	return err
-}
-
-func (w *txWriter) rollback() {
-	if w.tx != nil {
-		w.tx.Rollback()
-	}
-}
-
-// copy copies a bucket whose values the read transaction keeps valid.
-func (w *txWriter) copy(name []byte, b *bolt.Bucket) error {
-	if _, err := w.bucket(name); err != nil { // even if empty
-		return err
-	}
-	return b.ForEach(func(k, v []byte) error { return w.put(name, k, v) })
-}
-
-// memberBlocks writes the v1 member index's entries as blocks.
-func (w *txWriter) memberBlocks(old *bolt.Bucket) (entries, blocks int, err error) {
-	if _, err := w.bucket(bucketMembers); err != nil { // even if empty
-		return 0, 0, err
+// memberBlocksV1 puts the entries of a v1 member index as blocks.
+func (t *loadTx) memberBlocksV1(old *bolt.Bucket) (entries, blocks int, err error) {
+	if old == nil {
+		return 0, 0, errors.New("no members bucket")
 	}
 	var b blockBuilder
 	err = old.ForEach(func(k, _ []byte) error {
@@ -192,7 +138,7 @@ func (w *txWriter) memberBlocks(old *bolt.Bucket) (entries, blocks int, err erro
 		entries++
 		if key, value, full := b.add(k[:len(k)-9], userID(k[len(k)-8:])); full {
 			blocks++
-			return w.put(bucketMembers, key, value)
+			return t.put(bucketMembers, key, value)
 		}
 		return nil
 	})
@@ -201,7 +147,7 @@ func (w *txWriter) memberBlocks(old *bolt.Bucket) (entries, blocks int, err erro
 	}
 	if key, value, full := b.flush(); full {
 		blocks++
-		return entries, blocks, w.put(bucketMembers, key, value)
+		return entries, blocks, t.put(bucketMembers, key, value)
 	}
 	return entries, blocks, nil
 }

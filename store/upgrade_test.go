@@ -68,7 +68,7 @@ func TestUpgradeFromV1(t *testing.T) {
 
 	ro := DefaultOptions()
 	ro.ReadOnly = true
-	if _, err := Open(path, ro); err == nil || !bytes.Contains([]byte(err.Error()), []byte("upgraded in place")) {
+	if _, err := Open(path, ro); err == nil || !bytes.Contains([]byte(err.Error()), []byte("opened for writing (serve, restore) it is upgraded")) {
 		t.Fatalf("read-only open of a v1 file: %v, want the way out", err)
 	}
 
