@@ -268,7 +268,14 @@ func (p *Pipeline) fallenBehind(c *consumer.Consumer) bool {
 		return false
 	}
 	f, err := p.current().Freshness()
-	return err == nil && lag >= int64(f.Applied/MergeBacklogRatio)
+	return err == nil && p.worthMerging(lag, f.Applied)
+}
+
+// worthMerging tells whether a backlog is large enough for a merge, for a
+// projection that applied so many messages: MergeCatchUpMin and
+// MergeBacklogRatio.
+func (p *Pipeline) worthMerging(backlog int64, applied uint64) bool {
+	return backlog >= p.opts.MergeCatchUpMin && backlog >= int64(applied/MergeBacklogRatio)
 }
 
 func (p *Pipeline) current() *store.Store {
@@ -438,7 +445,7 @@ func (p *Pipeline) farBehind(ctx context.Context) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("read the backlog: %w", err)
 	}
-	if backlog < p.opts.MergeCatchUpMin || backlog < int64(fresh.Applied/MergeBacklogRatio) {
+	if !p.worthMerging(backlog, fresh.Applied) {
 		p.log.Info("catching up batch by batch", "backlog", backlog, "applied", fresh.Applied)
 		return false, nil
 	}
