@@ -372,7 +372,7 @@ func (l *Loader) writeUsers(tx *loadTx, base *bolt.Tx, views map[string]projecti
 		}
 	}()
 
-	var memberBuf []byte
+	gather := newMemberGatherer(members, order)
 	for result := range ordered {
 		r := <-result
 		if r.err != nil {
@@ -394,11 +394,7 @@ func (l *Loader) writeUsers(tx *loadTx, base *bolt.Tx, views map[string]projecti
 				return users, err
 			}
 			for _, c := range f.courses {
-				var ok bool
-				if memberBuf, ok = order.appendKey(memberBuf[:0], c, userID(f.key)); !ok {
-					return users, fmt.Errorf("%w: course %q of user %d is not in the loader's table", errCorrupt, c, userID(f.key))
-				}
-				if err := members.add(memberBuf, nil); err != nil {
+				if err := gather.add(c, userID(f.key)); err != nil {
 					return users, err
 				}
 			}
@@ -412,7 +408,7 @@ func (l *Loader) writeUsers(tx *loadTx, base *bolt.Tx, views map[string]projecti
 			}
 		}
 	}
-	return users, nil
+	return users, gather.flush()
 }
 
 // userBatch is consecutive users' sorted events, copied out of the runs.
@@ -687,6 +683,68 @@ func (o *memberOrder) member(key []byte) (course []byte, user int64) {
 	return o.buf, int64(x & (1<<40 - 1))
 }
 
+// memberGatherer gathers the member index's blocks while the records are
+// written, in key order: all the users of a block (1<<memberBlockBits
+// consecutive ids) come before the next block's, so each course's part of
+// a block is whole when the writer moves past it, and goes to the sort as
+// one entry, its members' low bits ascending. The sort then orders one
+// entry per block, not one per membership.
+type memberGatherer struct {
+	sort    *sorter
+	order   *memberOrder
+	block   uint64             // the block being gathered
+	courses map[string]*[]byte // every course's low bits in the block, reused
+	active  []string           // the courses the block has members of
+	key     []byte
+}
+
+func newMemberGatherer(s *sorter, order *memberOrder) *memberGatherer {
+	return &memberGatherer{sort: s, order: order, courses: map[string]*[]byte{}}
+}
+
+// add adds user's membership of course. Users come in key order; one out of
+// it is inserted in place, and a block seen again is merged by putMembers.
+func (g *memberGatherer) add(course string, user int64) error {
+	if block := uint64(user) >> memberBlockBits; block != g.block {
+		if err := g.flush(); err != nil {
+			return err
+		}
+		g.block = block
+	}
+	lows := g.courses[course]
+	if lows == nil {
+		lows = new([]byte)
+		g.courses[course] = lows
+	}
+	if len(*lows) == 0 {
+		g.active = append(g.active, course)
+	}
+	low := memberLow(user)
+	if n := len(*lows); n >= 2 && binary.BigEndian.Uint16((*lows)[n-2:]) >= low {
+		*lows = setMember(*lows, low, true)
+	} else {
+		*lows = binary.BigEndian.AppendUint16(*lows, low)
+	}
+	return nil
+}
+
+// flush sends the block being gathered to the sort.
+func (g *memberGatherer) flush() error {
+	for _, course := range g.active {
+		lows := g.courses[course]
+		var ok bool
+		if g.key, ok = g.order.appendKey(g.key[:0], course, int64(g.block<<memberBlockBits)); !ok {
+			return fmt.Errorf("%w: course %q of block %d is not in the loader's table", errCorrupt, course, g.block)
+		}
+		if err := g.sort.add(g.key, *lows); err != nil {
+			return err
+		}
+		*lows = (*lows)[:0]
+	}
+	g.active = g.active[:0]
+	return nil
+}
+
 // loadTx is the write transaction a Loader fills, committed and begun anew
 // every limit bytes.
 type loadTx struct {
@@ -771,30 +829,40 @@ func (t *loadTx) putSorted(s *sorter, bucket []byte,
 	}
 }
 
-// putMembers puts the sorted member entries into the member index, each
-// block's members in one value.
+// putMembers puts the member blocks a memberGatherer sorted into the
+// member index. Two parts of one block, which records written out of key
+// order would make, are put as one.
 func (t *loadTx) putMembers(s *sorter, order *memberOrder) error {
 	it, err := s.iterate()
 	if err != nil {
 		return err
 	}
-	var blocks blockBuilder
+	var key, value []byte
 	for {
-		k, _, ok, err := it.next()
+		k, v, ok, err := it.next()
 		if err != nil {
 			return err
 		}
 		if !ok {
-			if key, value, full := blocks.flush(); full {
-				return t.put(bucketMembers, key, value)
+			if key == nil {
+				return nil
 			}
-			return nil
+			return t.put(bucketMembers, key, value)
 		}
-		if key, value, full := blocks.add(order.member(k)); full {
+		course, first := order.member(k)
+		next := memberBlockKey(string(course), first)
+		if bytes.Equal(next, key) {
+			for i := 0; i+1 < len(v); i += 2 {
+				value = setMember(value, binary.BigEndian.Uint16(v[i:]), true)
+			}
+			continue
+		}
+		if key != nil {
 			if err := t.put(bucketMembers, key, value); err != nil {
 				return err
 			}
 		}
+		key, value = next, bytes.Clone(v) // v is the iterator's
 	}
 }
 
