@@ -212,7 +212,7 @@ func parseTimeFast(b []byte) (t time.Time, ok bool) {
 	minute, ok5 := num(b[14:16])
 	sec, ok6 := num(b[17:19])
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) || month < 1 || month > 12 || day < 1 ||
-		day > daysIn(time.Month(month), year) || hour > 23 || minute > 59 || sec > 59 {
+		day > daysIn(month, year) || hour > 23 || minute > 59 || sec > 59 {
 		return t, false
 	}
 	rest, nsec := b[19:], 0
@@ -245,12 +245,33 @@ func parseTimeFast(b []byte) (t time.Time, ok bool) {
 	default:
 		return t, false
 	}
-	t = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
-	return t.Add(-time.Duration(offset) * time.Second), true
+	unix := unixDays(year, month, day)*86400 + int64(hour*3600+minute*60+sec-offset)
+	return time.Unix(unix, int64(nsec)).UTC(), true
 }
 
-func daysIn(m time.Month, year int) int {
-	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
+// daysIn is the number of days of a month (1 to 12) of a year.
+func daysIn(month, year int) int {
+	if month == 2 && year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+		return 29
+	}
+	return monthDays[month]
+}
+
+var monthDays = [13]int{0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31}
+
+// unixDays is the number of days from 1970-01-01 to a date of the
+// proleptic Gregorian calendar, year 0 to 9999 (Hinnant's days_from_civil):
+// what time.Date computes, without its normalization and time zone.
+func unixDays(year, month, day int) int64 {
+	y := int64(year)
+	if month <= 2 {
+		y-- // the year starts in March: the leap day ends it
+	}
+	era := (y+400)/400 - 1 // floor(y / 400) for y >= -400
+	yoe := y - era*400
+	doy := int64((153*((month+9)%12)+2)/5 + day - 1)
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return era*146097 + doe - 719468
 }
 
 // ParseTime parses an ISO-8601 date-time as Open edX producers write them.
