@@ -86,27 +86,30 @@ func (u *User) course(courseID string) (c *UserCourse, evicted string) {
 }
 
 // InsertCourses inserts empty entries for courseIDs, which must be sorted,
-// distinct and not in the record yet, all at once: one allocation, where
-// Apply inserting them one by one shifts and grows the entries each time.
-// It reports whether it did; it does nothing when they would not all fit
-// (see MaxCoursesPerUser), where Apply evicts.
+// distinct and not in the record yet, all at once, where Apply inserting
+// them one by one shifts and grows the entries each time: merged from the
+// back, each entry moves once, within the record's slice when its capacity
+// allows. It reports whether it did; it does nothing when they would not
+// all fit (see MaxCoursesPerUser), where Apply evicts.
 func (u *User) InsertCourses(courseIDs []string) bool {
 	if len(courseIDs) == 0 {
 		return true
 	}
-	if len(u.Courses)+len(courseIDs) > MaxCoursesPerUser {
+	n := len(u.Courses)
+	if n+len(courseIDs) > MaxCoursesPerUser {
 		return false
 	}
-	merged := make([]UserCourse, 0, len(u.Courses)+len(courseIDs))
-	old := u.Courses
-	for _, id := range courseIDs {
-		for len(old) > 0 && old[0].CourseID < id {
-			merged = append(merged, old[0])
-			old = old[1:]
+	u.Courses = slices.Grow(u.Courses, len(courseIDs))[:n+len(courseIDs)]
+	old, add := n-1, len(courseIDs)-1
+	for to := len(u.Courses) - 1; add >= 0; to-- {
+		if old >= 0 && u.Courses[old].CourseID > courseIDs[add] {
+			u.Courses[to] = u.Courses[old]
+			old--
+		} else {
+			u.Courses[to] = UserCourse{CourseID: courseIDs[add]}
+			add--
 		}
-		merged = append(merged, UserCourse{CourseID: id})
 	}
-	u.Courses = append(merged, old...)
 	return true
 }
 

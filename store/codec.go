@@ -182,7 +182,10 @@ func encodeUser(buf []byte, u *projection.User) []byte {
 	return e.b
 }
 
-func decodeUser(b []byte) (projection.User, error) {
+func decodeUser(b []byte) (projection.User, error) { return decodeUserCap(b, 0) }
+
+// decodeUserCap is decodeUser with room for extra more course entries.
+func decodeUserCap(b []byte, extra int) (projection.User, error) {
 	// One copy of the record holds every string of the user (course ids,
 	// modes, names): one allocation instead of one per string, on the query
 	// path and for every user a batch touches. b itself is bbolt's page
@@ -199,7 +202,7 @@ func decodeUser(b []byte) (projection.User, error) {
 	if n > uint64(len(d.b)) { // every entry takes at least a byte
 		return u, fmt.Errorf("%w: %d course entries in %d bytes", errCorrupt, n, len(d.b))
 	}
-	u.Courses = make([]projection.UserCourse, n)
+	u.Courses = make([]projection.UserCourse, n, int(n)+extra)
 	for i := range u.Courses {
 		c := &u.Courses[i]
 		c.CourseID = d.string()

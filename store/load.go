@@ -526,51 +526,53 @@ func groupUsers(it *sortIter, records *bolt.Cursor, jobs chan<- foldJob, ordered
 func (l *Loader) foldBatch(b *userBatch, views map[string]projection.CourseView) foldResult {
 	out := make([]foldedUser, 0, len(b.users))
 	var buf []byte
-	var events []projection.Event // a user's, decoded
-	var added []string            // the courses they add to the record
+	var added []string // the courses a user's events add to the record
 	for _, ue := range b.users {
 		key := ue.key
 		if l.baseRetired[userID(key)] {
 			out = append(out, foldedUser{key: key, dropped: true}) // mergeBase copied the mark
 			continue
 		}
-		u, retired := projection.User{ID: userID(key)}, false
-		if ue.record != nil {
-			var err error
-			if u, err = decodeUser(ue.record); err != nil {
-				return foldResult{err: fmt.Errorf("user %d: %w", userID(key), err)}
-			}
-		}
-		events, added = events[:0], added[:0]
+		added = added[:0]
 		for _, v := range ue.events {
-			e, err := l.decodeSpillEvent(v)
+			course, err := l.spillCourse(v)
 			if err != nil {
 				return foldResult{err: err}
 			}
-			events = append(events, e)
-			if course := courseOf(e); course != "" && !u.HasCourse(course) {
+			if course != "" {
 				added = append(added, course)
 			}
 		}
-		// The entries the events add, inserted at once with their views.
 		slices.Sort(added)
 		added = slices.Compact(added)
-		if u.InsertCourses(added) {
+		u, retired := projection.User{ID: userID(key)}, false
+		if ue.record != nil {
+			var err error
+			// With room for the entries the events may add.
+			if u, err = decodeUserCap(ue.record, len(added)); err != nil {
+				return foldResult{err: fmt.Errorf("user %d: %w", userID(key), err)}
+			}
+			added = slices.DeleteFunc(added, u.HasCourse)
+		}
+		// The entries the events add, inserted at once with their views.
+		inserted := u.InsertCourses(added)
+		if inserted {
 			for _, c := range added {
 				if view, ok := views[c]; ok {
 					u.SetView(c, view)
 				}
 			}
 		}
-		for _, e := range events {
-			if _, ok := e.(projection.Retirement); ok {
+		for _, v := range ue.events {
+			course, isRetirement, err := l.applySpillEvent(&u, v, !inserted)
+			if err != nil {
+				return foldResult{err: err}
+			}
+			if isRetirement {
 				retired = true
 				break // every later event of the user is dropped
 			}
-			course := courseOf(e)
-			isNew := course != "" && !u.HasCourse(course)
-			u.Apply(e)
-			if isNew && u.HasCourse(course) {
+			if course != "" {
 				if view, ok := views[course]; ok {
 					u.SetView(course, view)
 				}
@@ -938,23 +940,45 @@ func (l *Loader) appendSpillEvent(b []byte, ev projection.Event) []byte {
 	return e.b
 }
 
-func (l *Loader) decodeSpillEvent(b []byte) (projection.Event, error) {
+// spillCourse returns the course id of a spilled event, "" for an event
+// without one.
+func (l *Loader) spillCourse(b []byte) (string, error) {
+	if len(b) == 0 {
+		return "", fmt.Errorf("%w: empty spilled event", errCorrupt)
+	}
+	switch b[0] {
+	case spillEnrollment, spillCompletion, spillCompletionAtCreation:
+		d := decoder{b: b[1:]}
+		d.varint()
+		return l.spillCourseID(&d), d.err
+	}
+	return "", nil
+}
+
+func (l *Loader) spillCourseID(d *decoder) string {
+	i := d.uvarint()
+	if i >= uint64(len(l.courseIDs)) {
+		d.fail("course index")
+		return ""
+	}
+	return l.courseIDs[i]
+}
+
+// applySpillEvent applies a spilled event to u. It returns the course id of
+// an entry the event created, if createsEntries (after InsertCourses, the
+// entries are there already), and whether the event is a retirement, which
+// it leaves to the caller. Each kind is applied as its own type, so that
+// no event is boxed on the heap.
+func (l *Loader) applySpillEvent(u *projection.User, b []byte, createsEntries bool) (created string, retirement bool, err error) {
 	d := decoder{b: b}
 	if len(b) > 0 && b[0] != spillCompletion && b[0] != spillCompletionAtCreation {
 		d.s = string(b) // one allocation for the event's strings
 	}
-	courseID := func() string {
-		i := d.uvarint()
-		if i >= uint64(len(l.courseIDs)) {
-			d.fail("course index")
-			return ""
-		}
-		return l.courseIDs[i]
-	}
-	var ev projection.Event
+	course := ""
+	had := func() bool { return !createsEntries || u.HasCourse(course) }
 	switch kind := d.byte(); kind {
 	case spillEnrollment:
-		e := projection.Enrollment{UserID: d.varint(), CourseID: courseID(), Username: d.string(), Mode: d.string()}
+		e := projection.Enrollment{UserID: d.varint(), CourseID: l.spillCourseID(&d), Username: d.string(), Mode: d.string()}
 		flags := d.byte()
 		e.Active = flags&flagActive != 0
 		if flags&flagHasName != 0 {
@@ -962,23 +986,41 @@ func (l *Loader) decodeSpillEvent(b []byte) (projection.Event, error) {
 			e.CourseName = &name
 		}
 		e.Created, e.Time = d.time(), d.time()
-		ev = e
+		if course = e.CourseID; d.err == nil {
+			had := had()
+			u.Apply(e)
+			if !had && u.HasCourse(course) {
+				created = course
+			}
+		}
 	case spillCompletion, spillCompletionAtCreation:
-		e := projection.Completion{UserID: d.varint(), CourseID: courseID(), Created: d.time()}
+		e := projection.Completion{UserID: d.varint(), CourseID: l.spillCourseID(&d), Created: d.time()}
 		e.Time = e.Created
 		if kind == spillCompletion {
 			e.Time = d.time()
 		}
-		ev = e
+		if course = e.CourseID; d.err == nil {
+			had := had()
+			u.Apply(e)
+			if !had && u.HasCourse(course) {
+				created = course
+			}
+		}
 	case spillUserInfo:
-		ev = projection.UserInfo{UserID: d.varint(), Username: d.string(), Time: d.time()}
+		e := projection.UserInfo{UserID: d.varint(), Username: d.string(), Time: d.time()}
+		if d.err == nil {
+			u.Apply(e)
+		}
 	case spillRetirement:
-		ev = projection.Retirement{UserID: d.varint(), Username: d.string(), Time: d.time()}
+		d.varint()
+		d.string()
+		d.time()
+		retirement = true
 	default:
-		return nil, fmt.Errorf("%w: spilled event kind %d", errCorrupt, kind)
+		return "", false, fmt.Errorf("%w: spilled event kind %d", errCorrupt, kind)
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%w: %d trailing bytes in a spilled event", errCorrupt, len(d.b))
 	}
-	return ev, d.err
+	return created, retirement, d.err
 }

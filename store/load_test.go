@@ -3,6 +3,7 @@ package store_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -313,5 +314,69 @@ func TestMergeLoaderNeedsAnEmptyStore(t *testing.T) {
 	}
 	if _, err := s.NewMergeLoader(MustOpen(t), store.DefaultLoaderOptions()); !errors.Is(err, store.ErrNotEmpty) {
 		t.Fatalf("NewMergeLoader into a store with a user: %v, want ErrNotEmpty", err)
+	}
+}
+
+// TestLoadersFillAFullRecordAsApply: a user enrolled in more courses than a
+// record keeps (projection.MaxCoursesPerUser), whose loads cannot insert
+// the new entries at once and create them event by event, evicting: a load
+// and a merge build the file Apply builds, the course names (views) of the
+// entries created one by one included.
+func TestLoadersFillAFullRecordAsApply(t *testing.T) {
+	if testing.Short() {
+		t.Skip("10,000-entry records")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	var events []projection.Event
+	for i, c := range rng.Perm(projection.MaxCoursesPerUser + 200)[:projection.MaxCoursesPerUser+40] {
+		course := fmt.Sprintf("course-v1:X+C%05d+T", c)
+		name := "Course " + course
+		events = append(events, projection.Enrollment{UserID: 9, Username: "full", CourseID: course, CourseName: &name,
+			Mode: "audit", Active: true, Created: now.Add(-time.Duration(i) * time.Minute), Time: now.Add(-time.Duration(i) * time.Minute)})
+		if rng.IntN(4) == 0 {
+			events = append(events, projection.Completion{UserID: 9, CourseID: course, BlockID: "b", Created: now, Time: now})
+		}
+	}
+	rng.Shuffle(len(events), func(i, j int) { events[i], events[j] = events[j], events[i] })
+	apply := func(s *store.Store, events []projection.Event) {
+		for i := 0; i < len(events); i += 1000 {
+			if _, err := s.Apply(store.Batch{Events: events[i:min(i+1000, len(events))], Messages: min(1000, len(events)-i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	applied := MustOpen(t)
+	apply(applied, events)
+	want, err := applied.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	loaded := MustOpen(t)
+	loadInBatches(t, loaded, rng, events, store.DefaultLoaderOptions())
+	base := MustOpen(t)
+	cut := len(events) / 2
+	apply(base, events[:cut])
+	merged := MustOpen(t)
+	l, err := merged.NewMergeLoader(base, store.DefaultLoaderOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Add(store.Batch{Events: events[cut:], Messages: len(events) - cut}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	for what, s := range map[string]*store.Store{"loaded": loaded, "merged": merged} {
+		got, err := s.Digest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Buckets["users"] != want.Buckets["users"] || got.Buckets["member_blocks"] != want.Buckets["member_blocks"] ||
+			got.Buckets["usernames"] != want.Buckets["usernames"] || got.Keys["users"] != 1 {
+			diffs, _ := store.Diff(applied, s, 3)
+			t.Fatalf("%s: digest %v differs from applied %v: %v", what, got.Buckets, want.Buckets, diffs)
+		}
 	}
 }
