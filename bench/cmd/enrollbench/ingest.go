@@ -90,6 +90,7 @@ func (s *ingestSetup) worker(mode string, batch int, log io.Writer, extra ...str
 	cmd := exec.Command(s.self, args...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, log
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Run(); err != nil {
 		return workerResult{}, fmt.Errorf("ingest-worker %s: %w", mode, err)
 	}

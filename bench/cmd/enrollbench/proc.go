@@ -39,6 +39,7 @@ func startChildEnv(env []string, logPath, bin string, args ...string) (*child, e
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = childAttr()
 	if len(env) > 0 {
 		cmd.Env = append(os.Environ(), env...)
 	}
