@@ -700,6 +700,10 @@ type memberGatherer struct {
 	key     []byte
 }
 
+// maxKeptLows bounds the buffer a memberGatherer keeps for a course
+// between blocks (a full block's is 8 KiB).
+const maxKeptLows = 512
+
 func newMemberGatherer(s *sorter, order *memberOrder) *memberGatherer {
 	return &memberGatherer{sort: s, order: order, courses: map[string]*[]byte{}}
 }
@@ -741,7 +745,11 @@ func (g *memberGatherer) flush() error {
 		if err := g.sort.add(g.key, *lows); err != nil {
 			return err
 		}
-		*lows = (*lows)[:0]
+		if cap(*lows) > maxKeptLows {
+			*lows = nil // a course most of a block's users took: not kept for every block
+		} else {
+			*lows = (*lows)[:0]
+		}
 	}
 	g.active = g.active[:0]
 	return nil
@@ -974,8 +982,6 @@ func (l *Loader) applySpillEvent(u *projection.User, b []byte, createsEntries bo
 	if len(b) > 0 && b[0] != spillCompletion && b[0] != spillCompletionAtCreation {
 		d.s = string(b) // one allocation for the event's strings
 	}
-	course := ""
-	had := func() bool { return !createsEntries || u.HasCourse(course) }
 	switch kind := d.byte(); kind {
 	case spillEnrollment:
 		e := projection.Enrollment{UserID: d.varint(), CourseID: l.spillCourseID(&d), Username: d.string(), Mode: d.string()}
@@ -986,12 +992,8 @@ func (l *Loader) applySpillEvent(u *projection.User, b []byte, createsEntries bo
 			e.CourseName = &name
 		}
 		e.Created, e.Time = d.time(), d.time()
-		if course = e.CourseID; d.err == nil {
-			had := had()
-			u.Apply(e)
-			if !had && u.HasCourse(course) {
-				created = course
-			}
+		if d.err == nil {
+			created = applyCourseEvent(u, e, e.CourseID, createsEntries)
 		}
 	case spillCompletion, spillCompletionAtCreation:
 		e := projection.Completion{UserID: d.varint(), CourseID: l.spillCourseID(&d), Created: d.time()}
@@ -999,12 +1001,8 @@ func (l *Loader) applySpillEvent(u *projection.User, b []byte, createsEntries bo
 		if kind == spillCompletion {
 			e.Time = d.time()
 		}
-		if course = e.CourseID; d.err == nil {
-			had := had()
-			u.Apply(e)
-			if !had && u.HasCourse(course) {
-				created = course
-			}
+		if d.err == nil {
+			created = applyCourseEvent(u, e, e.CourseID, createsEntries)
 		}
 	case spillUserInfo:
 		e := projection.UserInfo{UserID: d.varint(), Username: d.string(), Time: d.time()}
@@ -1023,4 +1021,15 @@ func (l *Loader) applySpillEvent(u *projection.User, b []byte, createsEntries bo
 		d.err = fmt.Errorf("%w: %d trailing bytes in a spilled event", errCorrupt, len(d.b))
 	}
 	return created, retirement, d.err
+}
+
+// applyCourseEvent applies e, an event about course, to u, and returns
+// course if createsEntries and e created its entry.
+func applyCourseEvent(u *projection.User, e projection.Event, course string, createsEntries bool) (created string) {
+	had := !createsEntries || u.HasCourse(course)
+	u.Apply(e)
+	if !had && u.HasCourse(course) {
+		return course
+	}
+	return ""
 }

@@ -92,6 +92,7 @@ func TestMemberGathererAgreesWithASet(t *testing.T) {
 		shuffled bool
 	}{
 		{"dense", func(r *rand.Rand) int64 { return r.Int64N(20_000) }, false},
+		{"crowded", func(r *rand.Rand) int64 { return r.Int64N(2 << memberBlockBits) }, false}, // past maxKeptLows
 		{"sparse", func(r *rand.Rand) int64 { return r.Int64N(1 << 39) }, false},
 		{"negative", func(r *rand.Rand) int64 { return r.Int64N(20_000) - 10_000 }, false},
 		{"out of order", func(r *rand.Rand) int64 { return r.Int64N(20_000) }, true},
