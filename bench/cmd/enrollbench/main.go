@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	return commands[args[0]](args[1:], stdout, stderr)
 }
 
-// limitMemory gives the collector a soft limit of 70% of the machine's
+// limitMemory gives the collector a soft limit of 85% of the machine's
 // memory, unless GOMEMLIMIT sets one: a driver's in-process broker holds
 // every message produced, and at Go's default the heap may grow to twice
 // that before a collection (a 10M-message run reached 24 GB and was killed
@@ -67,6 +67,6 @@ func limitMemory() {
 		return
 	}
 	if gib := describeMachine().MemGiB; gib > 0 {
-		debug.SetMemoryLimit(int64(gib * 0.7 * (1 << 30)))
+		debug.SetMemoryLimit(int64(gib * 0.85 * (1 << 30)))
 	}
 }
