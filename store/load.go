@@ -333,8 +333,9 @@ func (l *Loader) mergeBase(tx *loadTx, base *bolt.Tx) (map[string]projection.Cou
 	return merged, nil
 }
 
-// writeUsers writes every user's record and queues its index entries: a
-// member entry per course, and the username. Three stages share the work,
+// writeUsers writes every user's record and queues its index entries: its
+// courses, gathered into the member index's blocks (memberGatherer), and
+// its username. Three stages share the work,
 // so that both cores do: groupUsers merges the sorted runs and cuts them
 // into batches of users' events; foldWorkers fold each user's events into a
 // record, two batches at a time; and this goroutine writes the records into
@@ -635,9 +636,9 @@ func firstHolder(key, value []byte, last []byte) (k, v []byte, skip bool) {
 	return name, value, false
 }
 
-// memberOrder makes the sort keys of the member index's entries, a course
-// id and a user id each. Spelled out (the course id, NUL, the user id's
-// eight bytes: the member index's own order) they all begin with the same
+// memberOrder makes the sort keys of the member index's blocks, a course id
+// and the block's first user id each. Spelled out (the course id, NUL, the
+// user id's eight bytes: the member index's own order) they all begin with the same
 // bytes ("course-v1:"), so the external sort would compare every pair byte
 // by byte; instead a course's rank among the loader's course ids (in string
 // order, which is the index's but for ids holding a NUL) and the user id

@@ -62,6 +62,8 @@ type Options struct {
 	// Log receives what Open does beyond opening (an upgrade of an older
 	// file's format); nil: slog.Default().
 	Log *slog.Logger
+	// upgradeTxBytes, when not zero, replaces defaultUpgradeTxBytes.
+	upgradeTxBytes int
 }
 
 // DefaultOptions are the options a service uses.
@@ -121,8 +123,8 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	if !opts.ReadOnly {
-		// A file without a stored freelist (written by a build before the
-		// eighth round, which did not store it) has it rebuilt at open by
+		// A file without a stored freelist (written by an earlier build,
+		// which set NoFreelistSync) has it rebuilt at open by
 		// walking every page of the file into a map: about 50 bytes per
 		// page, garbage once open returns. Give it back to the OS now
 		// rather than keep it resident until the scavenger gets to it.

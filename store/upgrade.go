@@ -18,10 +18,10 @@ const formatV1 = "enrollstatus/1"
 
 var bucketMembersV1 = []byte("members")
 
-// upgradeTxBytes bounds what one transaction of an upgrade writes, and with
-// it the pages the copy holds in memory (a variable for the test, which
-// makes it small).
-var upgradeTxBytes = 32 << 20
+// defaultUpgradeTxBytes bounds what one transaction of an upgrade writes,
+// and with it the pages the copy holds in memory (Options.upgradeTxBytes,
+// which a test makes small, overrides it).
+const defaultUpgradeTxBytes = 32 << 20
 
 // upgrade converts a file of an earlier format, open as db at path, to this
 // one, so that a new build serves an old file (or a restored snapshot)
@@ -93,7 +93,11 @@ func copyUpgrading(in *bolt.DB, dst string, opts Options) (entries, blocks int, 
 	}); err != nil {
 		return 0, 0, err
 	}
-	t := &loadTx{db: out, limit: upgradeTxBytes}
+	limit := opts.upgradeTxBytes
+	if limit == 0 {
+		limit = defaultUpgradeTxBytes
+	}
+	t := &loadTx{db: out, limit: limit}
 	if err := t.begin(); err != nil {
 		return 0, 0, err
 	}

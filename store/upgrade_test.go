@@ -24,8 +24,6 @@ import (
 // replaced, and none is left. Opened read-only, a v1 file is refused with
 // the way out.
 func TestUpgradeFromV1(t *testing.T) {
-	defer func(n int) { upgradeTxBytes = n }(upgradeTxBytes)
-	upgradeTxBytes = 700
 	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
 	rng := rand.New(rand.NewPCG(3, 5))
 	var history []projection.Event
@@ -72,7 +70,9 @@ func TestUpgradeFromV1(t *testing.T) {
 		t.Fatalf("read-only open of a v1 file: %v, want the way out", err)
 	}
 
-	s, err = Open(path, DefaultOptions())
+	small := DefaultOptions()
+	small.upgradeTxBytes = 700 // transactions that cut every bucket
+	s, err = Open(path, small)
 	if err != nil {
 		t.Fatal(err)
 	}
