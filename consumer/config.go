@@ -35,7 +35,8 @@ func ParsePoisonPolicy(s string) (PoisonPolicy, error) {
 type Config struct {
 	Brokers []string
 	Topics  []string
-	// ClientID names this service to the brokers.
+	// ClientID names this service's partition readers (its fetches, nearly
+	// all of its traffic) to the brokers, for their logs and quotas.
 	ClientID string
 
 	// BatchSize bounds the messages of one store transaction; BatchWait bounds

@@ -12,17 +12,9 @@ import (
 // readPartition fetches one partition from next on, decodes, applies the
 // poison policy, and hands items to the applier.
 func (c *Consumer) readPartition(ctx context.Context, pos Position, next int64) error {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:        c.cfg.Brokers,
-		Topic:          pos.Topic,
-		Partition:      pos.Partition,
-		MinBytes:       c.cfg.MinBytes,
-		MaxBytes:       c.cfg.MaxBytes,
-		MaxWait:        c.cfg.MaxWait,
-		ReadBackoffMin: 100 * time.Millisecond,
-		ReadBackoffMax: 2 * time.Second,
-		ErrorLogger:    kafka.LoggerFunc(func(msg string, args ...any) { c.readerError(pos, msg, args...) }),
-	})
+	rc := c.cfg.ReaderConfig(pos.Topic, pos.Partition)
+	rc.ErrorLogger = kafka.LoggerFunc(func(msg string, args ...any) { c.readerError(pos, msg, args...) })
+	r := kafka.NewReader(rc)
 	// kafka-go's Close waits for the reader's fetch in flight, which at the
 	// head is a long poll of up to MaxWait: close in the background, so
 	// that stopping a consumer (a bulk load that reached the head, a swap,

@@ -580,8 +580,8 @@ func TestRetirementLeavesNoTrace(t *testing.T) {
 func TestShutdownMidIngestLosesNothing(t *testing.T) {
 	h := newHarness(t)
 	size := 15000
-	if testing.Short() {
-		size = 5000 // the race detector makes ingest ten times slower
+	if raceDetector {
+		size = 5000 // without it, so few would be read before the first stop
 	}
 	msgs := append(h.gen.Catalog(), h.gen.History(size)...)
 	h.produce(msgs)

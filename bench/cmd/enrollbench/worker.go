@@ -168,9 +168,7 @@ func rawFetch(ctx context.Context, cc consumer.Config, expect int64) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				r := kafka.NewReader(kafka.ReaderConfig{Brokers: cc.Brokers, Topic: topic, Partition: p.Partition,
-					MinBytes: cc.MinBytes, MaxBytes: cc.MaxBytes, MaxWait: cc.MaxWait,
-					ReadBackoffMin: 100 * time.Millisecond, ReadBackoffMax: 2 * time.Second})
+				r := kafka.NewReader(cc.ReaderConfig(topic, p.Partition))
 				defer r.Close()
 				if err := r.SetOffset(kafka.FirstOffset); err != nil {
 					errs <- err
