@@ -182,10 +182,11 @@ func encodeUser(buf []byte, u *projection.User) []byte {
 	return e.b
 }
 
-func decodeUser(b []byte) (projection.User, error) { return decodeUserCap(b, 0) }
+func decodeUser(b []byte) (projection.User, error) { return decodeUserInto(b, 0, nil) }
 
-// decodeUserCap is decodeUser with room for extra more course entries.
-func decodeUserCap(b []byte, extra int) (projection.User, error) {
+// decodeUserInto is decodeUser with room for extra more course entries,
+// in courses' array when it is large enough.
+func decodeUserInto(b []byte, extra int, courses []projection.UserCourse) (projection.User, error) {
 	// One copy of the record holds every string of the user (course ids,
 	// modes, names): one allocation instead of one per string, on the query
 	// path and for every user a batch touches. b itself is bbolt's page
@@ -202,7 +203,8 @@ func decodeUserCap(b []byte, extra int) (projection.User, error) {
 	if n > uint64(len(d.b)) { // every entry takes at least a byte
 		return u, fmt.Errorf("%w: %d course entries in %d bytes", errCorrupt, n, len(d.b))
 	}
-	u.Courses = make([]projection.UserCourse, n, int(n)+extra)
+	u.Courses = slices.Grow(courses[:0], int(n)+extra)[:n]
+	clear(u.Courses) // a field the record leaves out must be zero, not another user's
 	for i := range u.Courses {
 		c := &u.Courses[i]
 		c.CourseID = d.string()

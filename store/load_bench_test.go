@@ -21,6 +21,35 @@ func BenchmarkLoad(b *testing.B) {
 	timeLoads(b, loadBenchEvents(), func(s *store.Store) (*store.Loader, error) { return s.NewLoader(opts) })
 }
 
+// BenchmarkLoadFinish times only a load's writing phase (Finish), the
+// part of a rebuild that follows reading the topics.
+func BenchmarkLoadFinish(b *testing.B) {
+	opts := store.DefaultLoaderOptions()
+	opts.RunBytes = 4 << 20
+	events := loadBenchEvents()
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		s := openNoSync(b)
+		l, err := s.NewLoader(opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i := 0; i < len(events); i += 5000 {
+			if err := l.Add(store.Batch{Events: events[i:min(i+5000, len(events))], Messages: 5000}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		if _, err := l.Finish(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		s.Close()
+		b.StartTimer()
+	}
+}
+
 func BenchmarkLoadApply(b *testing.B) {
 	timeApplies(b, loadBenchEvents(), func() *store.Store { return openNoSync(b) })
 }
