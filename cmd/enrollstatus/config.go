@@ -34,6 +34,7 @@ type Config struct {
 
 	Brokers             listFlag
 	Topics              listFlag
+	ClientID            string
 	BatchSize           int
 	BatchWait           time.Duration
 	CatchUpBatchSize    int
@@ -87,6 +88,7 @@ func DefaultConfig() Config {
 		Limit:               p.Limit,
 		MobileFilter:        string(p.Mobile),
 		Topics:              append(listFlag(nil), DefaultTopics...),
+		ClientID:            consumer.DefaultConfig().ClientID,
 		BatchSize:           cc.BatchSize,
 		BatchWait:           cc.BatchWait,
 		CatchUpBatchSize:    cc.CatchUpBatchSize,
@@ -125,6 +127,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 
 	fs.Var(&c.Brokers, "brokers", "Kafka bootstrap brokers, comma-separated host:port")
 	fs.Var(&c.Topics, "topics", "topics to consume, comma-separated")
+	fs.StringVar(&c.ClientID, "client-id", c.ClientID, "the Kafka client id the partition readers send, which the brokers' logs and quotas see (e.g. one per replica)")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "messages per store transaction, at most")
 	fs.DurationVar(&c.BatchWait, "batch-wait", c.BatchWait, "how long a partial batch waits before it is committed")
 	fs.IntVar(&c.CatchUpBatchSize, "catch-up-batch-size", c.CatchUpBatchSize, "messages per store transaction while more than --batch-size behind the head (catch-up, rebuild); 0: --batch-size")
@@ -201,6 +204,7 @@ func (c *Config) consumerConfig() consumer.Config {
 	cc := consumer.DefaultConfig()
 	cc.Brokers = c.Brokers
 	cc.Topics = c.Topics
+	cc.ClientID = c.ClientID
 	cc.BatchSize = c.BatchSize
 	cc.BatchWait = c.BatchWait
 	cc.CatchUpBatchSize = c.CatchUpBatchSize

@@ -304,6 +304,17 @@ func TestFlagsAndEnvironment(t *testing.T) {
 	if cfg.Limit != 9 || strings.Join(cfg.Topics, "|") != "a|b" || cfg.Window != 48*time.Hour {
 		t.Fatalf("limit %d topics %q window %v: want the flag over the env, and the env over defaults", cfg.Limit, cfg.Topics, cfg.Window)
 	}
+	if got := cfg.consumerConfig().ClientID; got != "enrollstatus" {
+		t.Fatalf("default client id %q, want enrollstatus", got)
+	}
+	env["ENROLLSTATUS_CLIENT_ID"] = "enrollstatus-replica-2"
+	cfg = DefaultConfig()
+	if err := parseFlags(newFlagSet(&cfg), nil, func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.consumerConfig().ClientID; got != "enrollstatus-replica-2" {
+		t.Fatalf("client id %q: want the environment's to reach the consumer", got)
+	}
 	cfg = DefaultConfig()
 	err := parseFlags(newFlagSet(&cfg), nil, func(k string) string {
 		if k == "ENROLLSTATUS_LIMIT" {
