@@ -53,6 +53,13 @@ func (c *jcur) peek() byte {
 	return c.b[c.i]
 }
 
+// atEnd reports whether only whitespace is left. (peek's 0 cannot tell the
+// end from a NUL byte, which is no JSON after a value.)
+func (c *jcur) atEnd() bool {
+	c.ws()
+	return c.i >= len(c.b)
+}
+
 func (c *jcur) eat(ch byte) bool {
 	if c.peek() != ch {
 		return false
@@ -391,7 +398,7 @@ func fastCloudEvent(b []byte) (dec Decoded, handled bool, err error) {
 		}
 		return ok
 	})
-	if !ok || c.peek() != 0 || string(spec) != "1.0" || data == nil {
+	if !ok || !c.atEnd() || string(spec) != "1.0" || data == nil {
 		return dec, false, nil
 	}
 	dec = Decoded{Type: typeLabel(ceType)}
@@ -482,7 +489,7 @@ const maxPooledText = 64 << 10
 func fastTrackingData(data []byte, at time.Time) (projection.Event, string, bool) {
 	c := jcur{b: data}
 	t, ok := readTrackingData(&c)
-	if !ok || c.peek() != 0 {
+	if !ok || !c.atEnd() {
 		return nil, "", false
 	}
 	return t.event(at)
@@ -580,7 +587,7 @@ func completionObject(raw []byte, at time.Time) (projection.Completion, bool) {
 		}
 		return ok
 	})
-	if !ok || p.peek() != 0 {
+	if !ok || !p.atEnd() {
 		return comp, false
 	}
 	comp.Time = at
@@ -601,7 +608,7 @@ var (
 func fastEnrollmentData(ceType string, data []byte, at time.Time) (projection.Event, bool) {
 	c := jcur{b: data}
 	d, ok := readEnrollmentData(&c)
-	if !ok || c.peek() != 0 {
+	if !ok || !c.atEnd() {
 		return nil, false
 	}
 	return d.event(ceType, at)

@@ -46,6 +46,9 @@ func fastPathCorpus(t testing.TB) [][]byte {
 		string(tracking("", `null`)),
 		string(tracking("", `[1,2]`)),
 		string(tracking("", `"not json"`)),
+		string(tracking("", completion)) + "\x00", // NUL after the event is no whitespace
+		string(tracking("", completion)) + " \x00 ",
+		string(tracking("", quoted(completion+"\x00"))),
 		`{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","time":"2026-01-02T03:04:05Z","data":{"tracking_log":{"name":"edx.video.played","timestamp":"2026-01-02T03:04:05Z","data":"{}"}}}`,
 		`{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","data":{"tracking_log":{"name":"edx.completion.block_completion.changed","timestamp":"2026-01-02T03:04:05Z","data":{"user_id":1,"course_id":"c","block_id":"b","created":"2026-01-01"}}}}`,
 		`{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","data":{"Tracking_Log":{"name":"x"}}}`,
@@ -276,6 +279,8 @@ func completionDataCorpus() []string {
 		`{"user_id":7,"course_id":"c","block_id":"b","created":"2026-01-02"} x`,
 		`{"user_id":7,"course_id":"c","block_id":"b","created":"2026-01-02","extra":[1,{"a":"}"}]}`,
 		`{"user_id":7,"course_id":"a` + "\t" + `b","block_id":"b","created":"2026-01-02"}`,
+		`{"user_id":7,"course_id":"c","block_id":"b","created":"2026-01-02"}` + "\x00", // NUL is no whitespace
+		`{"user_id":7,"course_id":"c","block_id":"b","created":"2026-01-02"} ` + "\x00 ",
 	} {
 		out = append(out, d, quoted(d), " "+d, quoted(d)+" ", `"`+d)
 	}

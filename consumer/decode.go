@@ -2,6 +2,7 @@ package consumer
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -123,7 +124,7 @@ func (d *Decoder) decode(m Message) (Decoded, error) {
 		return dec, err
 	}
 	if !jsonscan.Valid(trimmed) {
-		return Decoded{Type: "unknown"}, errNeitherJSON
+		return Decoded{Type: "unknown"}, invalidJSON(m.Value)
 	}
 	switch probeKind(trimmed) {
 	case jsonCloudEvent:
@@ -135,6 +136,21 @@ func (d *Decoder) decode(m Message) (Decoded, error) {
 }
 
 var errNeitherJSON = undecodable("JSON object that is neither a CloudEvent nor a Debezium change event")
+
+// invalidJSON says where b, which is not valid JSON, goes wrong, as
+// encoding/json finds it.
+func invalidJSON(b []byte) error {
+	var raw json.RawMessage
+	err := json.Unmarshal(b, &raw)
+	var syntax *json.SyntaxError
+	switch {
+	case errors.As(err, &syntax):
+		return undecodable("invalid JSON at byte %d: %v", syntax.Offset, err)
+	case err != nil:
+		return undecodable("invalid JSON: %v", err)
+	}
+	return undecodable("invalid JSON")
+}
 
 // typeLabel bounds the cardinality of the type label of metrics: only known
 // types keep their name.

@@ -33,6 +33,7 @@ func hostile() map[string][]byte {
 		"null data":            []byte(`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"` + ok + `","data":null}`),
 		"wrong types":          []byte(`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"` + ok + `","data":{"course_key":7,"mobile_available":"yes"}}`),
 		"truncated":            []byte(`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"` + ok + `","data":{"course_key":"k"`),
+		"trailing NUL":         append(enrollment("1", "course-v1:A+B+C", ok, ok), 0),
 		"array":                []byte(`[1,2,3]`),
 		"binary":               {0x01, 0x02, 0xff},
 		"avro frame too short": {0x00, 0x00, 0x01},
@@ -73,6 +74,23 @@ func TestHostileMessages(t *testing.T) {
 				t.Fatalf("type label of %d bytes: unbounded metric cardinality", len(d.Type))
 			}
 		})
+	}
+}
+
+// TestInvalidJSONSaysWhere: the error of a message that is not JSON says
+// where it goes wrong, for the operator who reads it in the log or in the
+// dead-letter topic's headers.
+func TestInvalidJSONSaysWhere(t *testing.T) {
+	dec := consumer.NewDecoder(nil)
+	for value, want := range map[string]string{
+		`{"specversion":"1.0","type":"enrollstatus.course.v1","data":{`: "invalid JSON at byte 61: unexpected end of JSON input",
+		`{"specversion":"1.0"}` + "\x00":                                "invalid JSON at byte 22: invalid character '\\x00' after top-level value",
+		` {"a" 1}`:                                                      "invalid JSON at byte 7: invalid character '1' after object key",
+	} {
+		_, err := dec.Decode(consumer.Message{Topic: "t", Value: []byte(value)})
+		if !errors.Is(err, consumer.ErrUndecodable) || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("%q: error %v, want one ending %q", value, err, want)
+		}
 	}
 }
 
