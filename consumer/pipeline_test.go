@@ -429,6 +429,11 @@ func TestTransactionMarker(t *testing.T) {
 		offs, _ := r.store.Offsets()
 		return offs[pos] == n+1
 	})
+	// The consumer counts a batch and moves its positions just after the
+	// store committed it: on a loaded machine, a moment after the wait above.
+	waitFor(t, "the consumer to count the committed batch", 2*time.Second, func() bool {
+		return r.consumer.Ready() == nil
+	})
 	for outcome, want := range map[string]float64{consumer.OutcomeApplied: float64(n), consumer.OutcomeIgnored: 1,
 		consumer.OutcomeSkipped: 0, consumer.OutcomeFailed: 0} {
 		if got := eventsTotal(t, r.reg, "", outcome); got != want {
