@@ -9,24 +9,6 @@ import (
 	"github.com/segmentio/kafka-go"
 )
 
-// ReaderConfig is the kafka-go configuration of the reader of one
-// partition: the configured fetch sizes and client id, over connections
-// that read ahead (see readAheadConn). The benchmarks' raw fetch reads
-// with it too, so that it measures the same readers.
-func (c Config) ReaderConfig(topic string, partition int) kafka.ReaderConfig {
-	return kafka.ReaderConfig{
-		Brokers:        c.Brokers,
-		Topic:          topic,
-		Partition:      partition,
-		Dialer:         c.dialer(),
-		MinBytes:       c.MinBytes,
-		MaxBytes:       c.MaxBytes,
-		MaxWait:        c.MaxWait,
-		ReadBackoffMin: 100 * time.Millisecond,
-		ReadBackoffMax: 2 * time.Second,
-	}
-}
-
 // dialer is kafka-go's default dialer (a 10 s connect timeout, dual stack)
 // with the configured client id and connections that read ahead.
 func (c Config) dialer() *kafka.Dialer {

@@ -10,7 +10,9 @@
 // the sink (the store) holds, not from offsets committed to the broker. New
 // partitions are discovered by polling metadata; the same poll reads end
 // offsets, which give the lag, the start-up catch-up target and whether the
-// brokers are reachable. Messages are decoded in the readers, in parallel,
+// brokers are reachable. Readers name themselves with Config.ClientID and
+// read the socket 128 KiB at a time (dial.go; kafka-go's own buffer is 4 KiB,
+// a system call per few messages). Messages are decoded in the readers, in parallel,
 // handed over a partition's slice at a time, and applied by one goroutine in
 // batches bounded by size and time, and while catching up by the records a
 // commit writes (unless the sink holds no transaction: a bulk load's sort).
