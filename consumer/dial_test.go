@@ -25,6 +25,7 @@ func (c *countingConn) Read(p []byte) (int, error) {
 func TestReadAheadConnReadsWhatArrivedAtOnce(t *testing.T) {
 	client, server := net.Pipe()
 	defer client.Close()
+	defer server.Close() // ends the writer below, should the test fail before reading all
 	under := &countingConn{Conn: client}
 	conn := newReadAheadConn(under)
 
