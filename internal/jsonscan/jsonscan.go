@@ -5,6 +5,11 @@
 // that the text is JSON that encoding/json would accept.
 package jsonscan
 
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
 // Valid reports whether b is one JSON value, with optional whitespace around
 // it: exactly what encoding/json.Valid reports, with its 10,000 levels of
 // nesting. It takes about a quarter of encoding/json.Valid's time, whose
@@ -174,13 +179,12 @@ func (v *validator) str() bool {
 // holds an escape (then its raw content is not its value).
 func String(b []byte, i int) (end int, escaped, ok bool) {
 	i++ // opening quote
-	for i < len(b) {
-		c := b[i]
-		if plainByte[c] {
-			i++
-			continue
+	for {
+		i = plainRun(b, i)
+		if i >= len(b) {
+			return i, false, false
 		}
-		switch c {
+		switch b[i] {
 		case '"':
 			return i + 1, escaped, true
 		case '\\':
@@ -208,13 +212,45 @@ func String(b []byte, i int) (end int, escaped, ok bool) {
 			return i, false, false
 		}
 	}
-	return i, false, false
+}
+
+// plainRun returns the index of the first byte of b at or after i that a
+// string cannot hold as it is (a quote, a backslash, a control character),
+// or len(b). It tests eight bytes at a time: most strings (keys, ids,
+// course and block keys) are long runs of plain bytes.
+func plainRun(b []byte, i int) int {
+	for ; i+8 <= len(b); i += 8 {
+		if m := notPlain(binary.LittleEndian.Uint64(b[i:])); m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+	}
+	for i < len(b) && plainByte[b[i]] {
+		i++
+	}
+	return i
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// notPlain sets the high bit of each byte of the little-endian word w that
+// is a quote, a backslash or below 0x20 (the classic "has zero byte" and
+// "has byte less than" tests). A byte above the lowest one so marked may be
+// marked wrongly (a borrow), never one below it, so the lowest mark is
+// exact.
+func notPlain(w uint64) uint64 {
+	q, s := w^(ones*'"'), w^(ones*'\\')
+	return ((q-ones)&^q | (s-ones)&^s | (w-ones*0x20)&^w) & highs
 }
 
 // AppendSimple validates the string token that starts at b[i] (its opening
 // quote) as String does, appends its value to dst and returns the index
 // just past its closing quote: one pass where String and an unescape took
-// two (its loop is String's, kept apart so that String stays as lean).
+// two. Its loop goes byte by byte: the strings it unescapes (tracking logs'
+// data) hold an escape every few bytes, where String's eight-byte test
+// measured no faster.
 // Bytes that are not valid UTF-8 are appended as they are (where
 // encoding/json puts U+FFFD). It gives up (ok false) on a \u escape as on
 // an invalid token: a caller that meets one takes a path that decodes it.

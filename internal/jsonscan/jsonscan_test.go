@@ -174,3 +174,54 @@ func hasUnicodeEscape(tok []byte) bool {
 	}
 	return false
 }
+
+// TestPlainRunFindsTheFirstSpecialByte holds plainRun's eight-byte test to
+// the byte table: every byte value at every offset of a word and of the
+// tail, alone and followed by every other value (a borrow in the word test
+// marks bytes above a special one; the first must still be exact), from
+// several starting offsets.
+func TestPlainRunFindsTheFirstSpecialByte(t *testing.T) {
+	byTable := func(b []byte, i int) int {
+		for i < len(b) && plainByte[b[i]] {
+			i++
+		}
+		return i
+	}
+	b := make([]byte, 21)
+	check := func() {
+		t.Helper()
+		for start := range 4 {
+			if got, want := plainRun(b, start), byTable(b, start); got != want {
+				t.Fatalf("plainRun(%q, %d) = %d, the byte table says %d", b, start, got, want)
+			}
+		}
+	}
+	fill := func() {
+		for i := range b {
+			b[i] = 'a' + byte(i%26)
+		}
+	}
+	for c := range 256 {
+		for p := range len(b) {
+			fill()
+			b[p] = byte(c)
+			check()
+			if p+1 < len(b) {
+				for c2 := range 256 {
+					b[p+1] = byte(c2)
+					check()
+				}
+			}
+		}
+	}
+	// Long plain runs ending at every length, and an empty input.
+	for n := range 40 {
+		s := []byte(strings.Repeat("é", n/2) + strings.Repeat("x", n%2) + `"`)
+		if got := plainRun(s, 0); got != len(s)-1 {
+			t.Fatalf("plainRun(%q) = %d, want %d", s, got, len(s)-1)
+		}
+	}
+	if got := plainRun(nil, 0); got != 0 {
+		t.Fatalf("plainRun(nil) = %d", got)
+	}
+}
