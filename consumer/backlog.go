@@ -12,7 +12,8 @@ import (
 // kept, where it has none) to its end. A catch-up uses it to choose how to
 // catch up before it starts.
 func Backlog(ctx context.Context, cfg Config, positions map[Position]int64) (int64, error) {
-	client := newClient(cfg)
+	client, closeClient := newClient(cfg)
+	defer closeClient()
 	meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: cfg.Topics})
 	if err != nil {
 		return 0, fmt.Errorf("metadata: %w", err)

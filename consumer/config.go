@@ -35,8 +35,10 @@ func ParsePoisonPolicy(s string) (PoisonPolicy, error) {
 type Config struct {
 	Brokers []string
 	Topics  []string
-	// ClientID names this service's partition readers (its fetches, nearly
-	// all of its traffic) to the brokers, for their logs and quotas.
+	// ClientID names this service to the brokers, for their logs and
+	// quotas: its partition readers (their fetches, nearly all of its
+	// traffic), its metadata and offset requests, and its dead-letter
+	// writer.
 	ClientID string
 
 	// BatchSize bounds the messages of one store transaction; BatchWait bounds

@@ -55,7 +55,10 @@ type Consumer struct {
 	log    *slog.Logger
 	m      *Metrics
 	client *kafka.Client
-	dlq    *kafka.Writer
+	// closeClient closes the connections of client and of dlq, which
+	// share a transport.
+	closeClient func()
+	dlq         *kafka.Writer
 
 	items chan []item // decoded messages, a partition's slice at a time
 	spare chan []item // slices the applier is done with
@@ -100,19 +103,20 @@ func New(cfg Config, sink Sink, dec *Decoder, m *Metrics, log *slog.Logger) (*Co
 		return nil, err
 	}
 	c := &Consumer{
-		cfg:    cfg,
-		sink:   sink,
-		dec:    dec,
-		log:    log,
-		m:      m,
-		client: newClient(cfg),
-		items:  make(chan []item, max(4*cfg.BatchSize/handOverItems, 16)),
-		spare:  make(chan []item, max(4*cfg.BatchSize/handOverItems, 16)),
-		parts:  make(map[Position]*partition),
+		cfg:   cfg,
+		sink:  sink,
+		dec:   dec,
+		log:   log,
+		m:     m,
+		items: make(chan []item, max(4*cfg.BatchSize/handOverItems, 16)),
+		spare: make(chan []item, max(4*cfg.BatchSize/handOverItems, 16)),
+		parts: make(map[Position]*partition),
 	}
+	c.client, c.closeClient = newClient(cfg)
 	if cfg.EffectivePoison() == PoisonDeadLetter {
 		c.dlq = &kafka.Writer{
 			Addr:         kafka.TCP(cfg.Brokers...),
+			Transport:    c.client.Transport, // the client id, and one pool of connections to close
 			Topic:        cfg.DeadLetterTopic,
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: 5 * time.Millisecond,
@@ -122,9 +126,12 @@ func New(cfg Config, sink Sink, dec *Decoder, m *Metrics, log *slog.Logger) (*Co
 	return c, nil
 }
 
-// newClient is the client of cfg's brokers for metadata and offsets.
-func newClient(cfg Config) *kafka.Client {
-	return &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second}
+// newClient is a client of cfg's brokers for metadata and offsets, on a
+// transport of its own that sends cfg's client id (kafka-go's shared
+// default transport sends none). close releases its connections.
+func newClient(cfg Config) (client *kafka.Client, close func()) {
+	tr := &kafka.Transport{ClientID: cfg.ClientID}
+	return &kafka.Client{Addr: kafka.TCP(cfg.Brokers...), Timeout: 10 * time.Second, Transport: tr}, tr.CloseIdleConnections
 }
 
 // Run consumes until ctx is done or the sink fails. A batch in progress when
@@ -159,6 +166,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.dlq != nil {
 		c.dlq.Close()
 	}
+	c.closeClient()
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}

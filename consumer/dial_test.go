@@ -2,6 +2,8 @@ package consumer
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"io"
 	"net"
 	"testing"
@@ -75,5 +77,66 @@ func TestReaderConfigNamesTheClient(t *testing.T) {
 	if rc.Topic != "openedx-completion" || rc.Partition != 2 || rc.MaxBytes != cfg.MaxBytes ||
 		rc.MinBytes != cfg.MinBytes || rc.MaxWait != cfg.MaxWait {
 		t.Fatalf("reader config %+v does not carry the consumer's", rc)
+	}
+}
+
+// firstClientID accepts one connection on ln and returns the client id of
+// the first Kafka request on it (size, api key, version, correlation id,
+// then the client id as a 16-bit length and its bytes), then closes it.
+func firstClientID(t *testing.T, ln net.Listener) <-chan string {
+	t.Helper()
+	got := make(chan string, 1)
+	go func() {
+		defer close(got)
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		var head [4 + 2 + 2 + 4 + 2]byte
+		if _, err := io.ReadFull(conn, head[:]); err != nil {
+			return
+		}
+		id := make([]byte, binary.BigEndian.Uint16(head[12:]))
+		if _, err := io.ReadFull(conn, id); err != nil {
+			return
+		}
+		got <- string(id)
+	}()
+	return got
+}
+
+// TestClientsSendTheClientID: the metadata and offsets client (here through
+// Backlog) sends the configured client id, and the dead-letter writer shares
+// its transport.
+func TestClientsSendTheClientID(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	got := firstClientID(t, ln)
+	cfg := DefaultConfig()
+	cfg.Brokers = []string{ln.Addr().String()}
+	cfg.Topics = []string{"openedx-completion"}
+	cfg.ClientID = "replica-seven"
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := Backlog(ctx, cfg, nil); err == nil {
+		t.Fatal("Backlog against a listener that hangs up: no error")
+	}
+	if id := <-got; id != "replica-seven" {
+		t.Fatalf("the first request's client id is %q, want %q", id, "replica-seven")
+	}
+
+	cfg.Poison, cfg.DeadLetterTopic = PoisonDeadLetter, "enrollstatus-dead-letter"
+	c, err := New(cfg, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.closeClient()
+	if c.dlq == nil || c.dlq.Transport != c.client.Transport {
+		t.Fatal("the dead-letter writer does not share the client's transport (and its client id)")
 	}
 }
