@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"bufio"
 	"context"
 	"net/http"
 	"net/http/httptest"
@@ -96,5 +97,35 @@ func TestRefusesNonLoopback(t *testing.T) {
 	}
 	if err := CheckLoopback("127.0.0.1:80"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkReadResponse is the generator's own cost of reading an answer:
+// the real server's (nine headers) and the bare echo's (three).
+func BenchmarkReadResponse(b *testing.B) {
+	body := strings.Repeat("x", 1038)
+	for _, tc := range []struct{ name, head string }{
+		{"bare", "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nDate: Fri, 27 Nov 2026 15:59:33 GMT\r\nContent-Length: 1038\r\n\r\n"},
+		{"real", "HTTP/1.1 200 OK\r\nAllow: GET, HEAD, OPTIONS\r\nContent-Type: application/json\r\nVary: Accept\r\nX-Content-Type-Options: nosniff\r\n" +
+			"X-Enrollstatus-Committed-At: 2026-11-27T15:59:33.533642561Z\r\nX-Enrollstatus-Lag: 0\r\nX-Enrollstatus-Last-Event-Time: 2026-11-27T15:58:58.705316Z\r\n" +
+			"X-Enrollstatus-Stale: false\r\nDate: Fri, 27 Nov 2026 15:59:33 GMT\r\nContent-Length: 1038\r\n\r\n"},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			resp := strings.Repeat(tc.head+body, 64)
+			r := strings.NewReader(resp)
+			br := bufio.NewReaderSize(r, 16<<10)
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				if n%64 == 0 {
+					r.Reset(resp)
+					br.Reset(r)
+				}
+				n++
+				if status, _, err := readResponse(br); err != nil || status != 200 {
+					b.Fatal(status, err)
+				}
+			}
+		})
 	}
 }

@@ -122,6 +122,11 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if *profiles != "" { // made now, not after the broker is filled
+		if err := os.MkdirAll(*profiles, 0o750); err != nil {
+			return err
+		}
+	}
 	batchSizes, err := intList(*sweep)
 	if err != nil {
 		return fmt.Errorf("-batch-sizes: %w", err)
@@ -380,6 +385,11 @@ func cmdRebuild(args []string, stdout, stderr io.Writer) error {
 	before := fs.String("before-bin", "", "another enrollstatus binary (the code before a change), timed interleaved with the others for a before/after in the same run, the two binaries taking turns going first; empty: none")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *profiles != "" { // made now, not after the broker is filled
+		if err := os.MkdirAll(*profiles, 0o750); err != nil {
+			return err
+		}
 	}
 	began := time.Now()
 	ctx := baseCtx
