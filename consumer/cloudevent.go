@@ -47,6 +47,20 @@ func probeKind(b []byte) jsonKind {
 // slowCloudEvent decodes any CloudEvent with encoding/json: the reference
 // the fast path agrees with.
 func slowCloudEvent(m Message) (Decoded, error) {
+	// The type first: an unknown one is skipped, whatever the rest holds
+	// (CloudEvents' data is optional, and its time is none of our business).
+	var head struct {
+		Type string `json:"type"`
+	}
+	if err := json.Unmarshal(m.Value, &head); err != nil {
+		return Decoded{Type: "unknown"}, undecodable("CloudEvent: %v", err)
+	}
+	if head.Type == "" {
+		return Decoded{Type: "unknown"}, undecodable("CloudEvent without a type")
+	}
+	if _, known := knownTypes[head.Type]; !known {
+		return Decoded{Type: typeLabel(head.Type), Ignored: unknownType(head.Type)}, nil
+	}
 	var ce cloudEvent
 	if err := json.Unmarshal(m.Value, &ce); err != nil {
 		return Decoded{Type: "unknown"}, undecodable("CloudEvent: %v", err)
@@ -112,16 +126,29 @@ func cloudEventData(ceType string, data json.RawMessage, at time.Time) (e projec
 		}
 		return projection.CourseInfo{CourseID: d.CatalogInfo.CourseKey, Name: d.CatalogInfo.Name, Time: at}, "", nil
 	case TypeTrackingEvent:
+		// The name first: an event of another name is ignored whatever its
+		// timestamp holds.
 		var d struct {
-			TrackingLog trackingLogData `json:"tracking_log"`
+			TrackingLog struct {
+				Name      string          `json:"name"`
+				Timestamp json.RawMessage `json:"timestamp"`
+				Data      json.RawMessage `json:"data"`
+			} `json:"tracking_log"`
 		}
 		if err := decode(&d); err != nil {
 			return nil, "", err
 		}
-		e, err := trackingEvent(d.TrackingLog, at)
-		if e == nil && err == nil {
-			return nil, fmt.Sprintf("tracking event %q", truncate(d.TrackingLog.Name, 100)), nil
+		t := d.TrackingLog
+		if t.Name != CompletionEventName {
+			return nil, fmt.Sprintf("tracking event %q", truncate(t.Name, 100)), nil
 		}
+		var stamp flexTime
+		if len(t.Timestamp) > 0 {
+			if err := json.Unmarshal(t.Timestamp, &stamp); err != nil {
+				return nil, "", undecodable("%s data: tracking_log.timestamp: %v", ceType, err)
+			}
+		}
+		e, err := trackingEvent(trackingLogData{Name: t.Name, Timestamp: stamp, Data: t.Data}, at)
 		return e, "", err
 	case TypeCourse:
 		var d courseData
@@ -140,8 +167,11 @@ func cloudEventData(ceType string, data json.RawMessage, at time.Time) (e projec
 		}
 		return projection.Retirement{UserID: int64(d.UserID), Username: d.Username, Time: at}, "", nil
 	}
-	return nil, fmt.Sprintf("unknown type %q", truncate(ceType, 100)), nil
+	return nil, unknownType(ceType), nil
 }
+
+// unknownType is why an event of an unknown type is ignored.
+func unknownType(ceType string) string { return fmt.Sprintf("unknown type %q", truncate(ceType, 100)) }
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

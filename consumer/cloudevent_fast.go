@@ -398,7 +398,7 @@ func fastCloudEvent(b []byte) (dec Decoded, handled bool, err error) {
 		}
 		return ok
 	})
-	if !ok || !c.atEnd() || string(spec) != "1.0" || data == nil {
+	if !ok || !c.atEnd() || string(spec) != "1.0" || data == nil || ceType == "" {
 		return dec, false, nil
 	}
 	dec = Decoded{Type: typeLabel(ceType)}

@@ -34,6 +34,7 @@ func hostile() map[string][]byte {
 		"wrong types":          []byte(`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"` + ok + `","data":{"course_key":7,"mobile_available":"yes"}}`),
 		"truncated":            []byte(`{"specversion":"1.0","type":"enrollstatus.course.v1","time":"` + ok + `","data":{"course_key":"k"`),
 		"trailing NUL":         append(enrollment("1", "course-v1:A+B+C", ok, ok), 0),
+		"no type":              []byte(`{"specversion":"1.0","id":"h","time":"` + ok + `","data":{"course_key":"k"}}`),
 		"array":                []byte(`[1,2,3]`),
 		"binary":               {0x01, 0x02, 0xff},
 		"avro frame too short": {0x00, 0x00, 0x01},
@@ -107,5 +108,51 @@ func TestUnknownTypesAreIgnoredNotPoison(t *testing.T) {
 		if d.Type != "other" {
 			t.Fatalf("type label %q, want other", d.Type)
 		}
+	}
+	// Whatever the rest holds: CloudEvents' data is optional, and an
+	// unknown type's time or specversion is none of the projection's
+	// business.
+	for _, value := range []string{
+		`{"specversion":"1.0","type":"org.example.x","id":"1","source":"s"}`,
+		`{"specversion":"1.0","type":"org.example.x","id":"1","data":null}`,
+		`{"specversion":"1.0","type":"org.example.x","id":"1","data_base64":"AAEC"}`,
+		`{"specversion":"1.0","type":"org.example.x","id":"1","time":"yesterday","data":{}}`,
+		`{"specversion":"1.0","type":"org.example.x","id":"1","time":1700000000,"data":{}}`,
+		`{"specversion":"0.3","type":"org.example.x","id":"1","data":{}}`,
+		`{"specversion":"1.0","type":"org.example.x","id":7,"source":["s"],"data":"text"}`,
+	} {
+		d, err := dec.Decode(consumer.Message{Value: []byte(value)})
+		if err != nil || len(d.Events) != 0 || !strings.HasPrefix(d.Ignored, "unknown type") || d.Type != "other" {
+			t.Errorf("%s: %+v, %v; want ignored as an unknown type", value, d, err)
+		}
+	}
+}
+
+// TestOtherTrackingEventsAreIgnored: a tracking event of another name than a
+// block completion is ignored whatever its timestamp and data hold: it
+// shares the completions' partition, so under the fail policy one of them
+// would stop every completion.
+func TestOtherTrackingEventsAreIgnored(t *testing.T) {
+	dec := consumer.NewDecoder(nil)
+	for _, log := range []string{
+		`{"name":"problem_check","timestamp":1700000000,"data":"{}"}`,
+		`{"name":"problem_check","timestamp":"last tuesday","data":"{}"}`,
+		`{"name":"problem_check","timestamp":null,"data":{"answers":[1,2]}}`,
+		`{"name":"problem_check","data":42}`,
+		`{"name":"edx.video.played","timestamp":{"t":1},"data":"not json","context":"{}"}`,
+	} {
+		for _, at := range []string{`"time":"2026-11-01T10:00:00Z",`, ``} {
+			value := `{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","id":"1",` + at + `"data":{"tracking_log":` + log + `}}`
+			d, err := dec.Decode(consumer.Message{Value: []byte(value)})
+			if err != nil || len(d.Events) != 0 || !strings.HasPrefix(d.Ignored, "tracking event") {
+				t.Errorf("%s: %+v, %v; want ignored", value, d, err)
+			}
+		}
+	}
+	// A completion's timestamp is still read, and refused when it is not a time.
+	value := `{"specversion":"1.0","type":"org.openedx.analytics.tracking.event.emitted.v1","id":"1","data":{"tracking_log":` +
+		`{"name":"edx.completion.block_completion.changed","timestamp":"last tuesday","data":"{\"user_id\":1,\"course_id\":\"c\",\"block_id\":\"b\",\"created\":\"2026-11-01T10:00:00Z\"}"}}}`
+	if _, err := dec.Decode(consumer.Message{Value: []byte(value)}); !errors.Is(err, consumer.ErrUndecodable) {
+		t.Errorf("a completion with an unparseable timestamp: %v, want undecodable", err)
 	}
 }

@@ -178,13 +178,39 @@ func (f *flexTime) UnmarshalJSON(b []byte) error {
 	return err
 }
 
-var timeLayouts = []string{
+// timeLayouts are the forms ParseTime reads, in the order it tries them:
+// first those every Open edX producer writes, then the rest of ISO 8601's
+// date-times that other producers write (isoLayouts). A time without an
+// offset is UTC.
+var timeLayouts = append([]string{
 	time.RFC3339Nano,
 	"2006-01-02T15:04:05.999999999Z0700",
 	"2006-01-02T15:04:05.999999999",
 	"2006-01-02 15:04:05.999999999Z07:00",
 	"2006-01-02 15:04:05.999999999",
 	"2006-01-02",
+}, isoLayouts()...)
+
+// isoLayouts are ISO 8601's date-times in the extended form (2026-11-01T10:00)
+// and the basic form (20261101T1000), with a T or a space, with or without
+// seconds (and a fraction, which time.Parse reads after the seconds in any
+// layout, with a point or a comma), and an offset as Z, ±hh:mm, ±hhmm or ±hh,
+// or none.
+func isoLayouts() []string {
+	var out []string
+	for _, form := range []struct{ date, clock, minutes string }{
+		{"2006-01-02", "15:04:05", "15:04"},
+		{"20060102", "150405", "1504"},
+	} {
+		for _, sep := range []string{"T", " "} {
+			for _, clock := range []string{form.clock, form.minutes} {
+				for _, zone := range []string{"Z07:00", "Z0700", "Z07", ""} {
+					out = append(out, form.date+sep+clock+zone)
+				}
+			}
+		}
+	}
+	return out
 }
 
 // parseTimeFast parses the canonical RFC 3339 form every producer writes
@@ -274,12 +300,19 @@ func unixDays(year, month, day int) int64 {
 	return era*146097 + doe - 719468
 }
 
-// ParseTime parses an ISO-8601 date-time as Open edX producers write them.
+// ParseTime parses an ISO 8601 date-time generously: as Open edX producers
+// write them, and in the other forms of timeLayouts, in either case (ISO
+// 8601 allows a lower-case t and z).
 func ParseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	for _, layout := range timeLayouts {
 		if t, err := time.Parse(layout, s); err == nil {
 			return t.UTC(), nil
+		}
+	}
+	if upper := strings.ToUpper(s); upper != s {
+		if t, err := ParseTime(upper); err == nil {
+			return t, nil
 		}
 	}
 	return time.Time{}, fmt.Errorf("unparseable time %q", s)
