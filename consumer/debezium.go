@@ -37,11 +37,66 @@ type dbzPayload struct {
 	Before json.RawMessage `json:"before"`
 	After  json.RawMessage `json:"after"`
 	Source struct {
-		Table string          `json:"table"`
-		TsMs  json.RawMessage `json:"ts_ms"`
+		Table string `json:"table"`
+		dbzStamps
 	} `json:"source"`
-	Op   string          `json:"op"`
+	Op string `json:"op"`
+	dbzStamps
+}
+
+// dbzStamps are a time in milliseconds, and since Debezium 2.6 also in
+// microseconds and nanoseconds, since the Unix epoch.
+type dbzStamps struct {
 	TsMs json.RawMessage `json:"ts_ms"`
+	TsUs json.RawMessage `json:"ts_us"`
+	TsNs json.RawMessage `json:"ts_ns"`
+}
+
+// at is the time the stamps give; ok is false if there are none. ts_ns or
+// ts_us refine ts_ms within its millisecond, so that two changes of a row
+// that Debezium processed in the same millisecond keep their order; one
+// that names another millisecond than ts_ms (a producer that rewrote
+// ts_ms only) is not believed.
+func (s dbzStamps) at() (t time.Time, ok bool, err error) {
+	var ms int64
+	hasMs := !isNull(s.TsMs)
+	if hasMs {
+		if ms, err = jsonInt(s.TsMs); err != nil {
+			return time.Time{}, false, fmt.Errorf("ts_ms: %w", err)
+		}
+	}
+	for _, fine := range []struct {
+		name string
+		raw  json.RawMessage
+		unit time.Duration
+	}{{"ts_ns", s.TsNs, time.Nanosecond}, {"ts_us", s.TsUs, time.Microsecond}} {
+		if isNull(fine.raw) {
+			continue
+		}
+		n, err := jsonInt(fine.raw)
+		if err != nil {
+			return time.Time{}, false, fmt.Errorf("%s: %w", fine.name, err)
+		}
+		perMs := int64(time.Millisecond / fine.unit)
+		whole, part := floorDiv(n, perMs)
+		if hasMs && whole != ms {
+			continue
+		}
+		return time.UnixMilli(whole).Add(time.Duration(part) * fine.unit).UTC(), true, nil
+	}
+	if hasMs {
+		return time.UnixMilli(ms).UTC(), true, nil
+	}
+	return time.Time{}, false, nil
+}
+
+// floorDiv is a / b rounded down, and the remainder, never negative (b > 0).
+func floorDiv(a, b int64) (q, r int64) {
+	q, r = a/b, a%b
+	if r < 0 {
+		q, r = q-1, r+b
+	}
+	return q, r
 }
 
 // dbzField is a field of a Kafka Connect schema.
@@ -152,18 +207,13 @@ func decodeDebezium(m Message) (Decoded, error) {
 	return dec, nil
 }
 
-// dbzEventTime is when Debezium processed the change (payload.ts_ms), else
-// when the database made it (source.ts_ms).
+// dbzEventTime is when Debezium processed the change (the payload's
+// stamps), else when the database made it (the source's).
 func dbzEventTime(p dbzPayload) (time.Time, error) {
-	for _, raw := range []json.RawMessage{p.TsMs, p.Source.TsMs} {
-		if isNull(raw) {
-			continue
+	for _, s := range []dbzStamps{p.dbzStamps, p.Source.dbzStamps} {
+		if t, ok, err := s.at(); ok || err != nil {
+			return t, err
 		}
-		ms, err := jsonInt(raw)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("ts_ms: %w", err)
-		}
-		return time.UnixMilli(ms).UTC(), nil
 	}
 	return time.Time{}, fmt.Errorf("neither payload.ts_ms nor source.ts_ms")
 }

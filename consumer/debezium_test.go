@@ -173,3 +173,62 @@ func TestDebeziumChanges(t *testing.T) {
 		})
 	}
 }
+
+// TestDebeziumStampsKeepOrderWithinAMillisecond: a row unenrolled, then
+// re-enrolled, both processed by Debezium within one millisecond (a
+// connector catching up stamps a backlog so). ts_us and ts_ns (Debezium
+// 2.6+) keep their order, whichever arrives first; the tie rule would
+// otherwise let the unenrollment win. A finer stamp outside ts_ms's
+// millisecond (a producer that rewrote ts_ms only) is not believed.
+func TestDebeziumStampsKeepOrderWithinAMillisecond(t *testing.T) {
+	row := `{"id":1,"user_id":7,"course_id":"c","created":1793527200123456,"is_active":%d,"mode":"audit"}`
+	change := func(active int, stamps string) []byte {
+		return dbzEvent("student_courseenrollment", "u", "", fmt.Sprintf(row, active), stamps)
+	}
+	dec := consumer.NewDecoder(nil)
+	decode := func(v []byte) projection.Event {
+		t.Helper()
+		d, err := dec.Decode(consumer.Message{Value: v})
+		if err != nil || len(d.Events) != 1 {
+			t.Fatalf("%s: %v, %+v", v, err, d)
+		}
+		return d.Events[0]
+	}
+	const ms = 1793600001000
+	for _, tc := range []struct {
+		name                   string
+		unenroll, reenroll     string
+		wantActive             bool
+		wantUnenrollAt, wantAt time.Time
+	}{
+		{"ts_us", fmt.Sprintf(`%d,"ts_us":%d`, ms, ms*1000+100), fmt.Sprintf(`%d,"ts_us":%d`, ms, ms*1000+500), true,
+			time.UnixMicro(ms*1000 + 100).UTC(), time.UnixMicro(ms*1000 + 500).UTC()},
+		{"ts_ns before ts_us", fmt.Sprintf(`%d,"ts_us":%d,"ts_ns":%d`, ms, ms*1000+100, ms*1000000+100001), fmt.Sprintf(`%d,"ts_us":%d,"ts_ns":%d`, ms, ms*1000+100, ms*1000000+100002), true,
+			time.Unix(0, ms*1000000+100001).UTC(), time.Unix(0, ms*1000000+100002).UTC()},
+		{"ts_ms only: the tie rule", fmt.Sprint(ms), fmt.Sprint(ms), false, time.UnixMilli(ms).UTC(), time.UnixMilli(ms).UTC()},
+		{"ts_us of another millisecond: ts_ms", fmt.Sprintf(`%d,"ts_us":%d`, ms+1, ms*1000+900), fmt.Sprintf(`%d,"ts_us":%d`, ms, ms*1000+900), false,
+			time.UnixMilli(ms + 1).UTC(), time.UnixMicro(ms*1000 + 900).UTC()},
+		{"before 1970", fmt.Sprintf(`%d,"ts_us":%d`, -1, -900), fmt.Sprintf(`%d,"ts_us":%d`, -1, -100), true,
+			time.UnixMicro(-900).UTC(), time.UnixMicro(-100).UTC()},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			off, on := decode(change(0, tc.unenroll)), decode(change(1, tc.reenroll))
+			if got := off.(projection.Enrollment).Time; !got.Equal(tc.wantUnenrollAt) {
+				t.Errorf("unenrollment at %v, want %v", got, tc.wantUnenrollAt)
+			}
+			if got := on.(projection.Enrollment).Time; !got.Equal(tc.wantAt) {
+				t.Errorf("re-enrollment at %v, want %v", got, tc.wantAt)
+			}
+			for _, order := range [][]projection.Event{{off, on}, {on, off}} {
+				u := projection.User{ID: 7}
+				for _, e := range order {
+					u.Apply(e)
+				}
+				c, ok := u.Course("c")
+				if !ok || c.Enrollment.Active != tc.wantActive {
+					t.Errorf("applied %T then %T: %+v, want active %v", order[0], order[1], c.Enrollment, tc.wantActive)
+				}
+			}
+		})
+	}
+}
