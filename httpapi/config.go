@@ -26,8 +26,8 @@ type Config struct {
 	// IdleTimeout closes keep-alive connections idle this long. Default 60s.
 	IdleTimeout time.Duration
 	// MaxHeaderBytes bounds the request line plus headers. Larger requests
-	// are answered 431 with a JSON body; net/http itself refuses, in plain
-	// text, those over twice this. Default 32 KiB.
+	// are answered 431 with a JSON body (by net/http itself, before any
+	// handler, those over twice this). Default 32 KiB.
 	MaxHeaderBytes int
 	// MaxURLBytes bounds the request target (path and query). Longer ones
 	// are answered 414. Default 8 KiB.

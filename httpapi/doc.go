@@ -76,10 +76,12 @@
 // NewHTTPServer sets read-header, read, write and idle timeouts and a header
 // size limit. Request targets over Config.MaxURLBytes answer 414 and
 // headers over Config.MaxHeaderBytes 431, in JSON. Some requests never reach
-// a handler: net/http itself answers, in plain text, 400 to what it cannot
-// parse, 431 to headers over twice Config.MaxHeaderBytes, 501 to an unknown
-// transfer coding and 505 to an unknown HTTP version. A panic in a handler
-// is recovered, logged and answered 500. Tokens are never logged.
+// a handler: net/http itself refuses what it cannot parse (400), headers
+// over twice Config.MaxHeaderBytes (431), an unknown transfer coding (501)
+// and an unknown HTTP version (505), in plain text; Serve's listener
+// (JSONErrorListener) turns those answers into JSON, the 5xx into 400. A
+// panic in a handler is recovered, logged and answered 500. Tokens are
+// never logged.
 //
 // # Where it differs from the LMS, on purpose
 //

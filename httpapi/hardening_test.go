@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"bufio"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -53,12 +54,11 @@ func TestOversized(t *testing.T) {
 	if r := e.do(t, "GET", alicePath, many...); r.code != 431 {
 		t.Fatalf("many headers = %d %s", r.code, r.body)
 	}
-	// Far over: net/http answers by itself, in plain text, before any handler.
+	// Far over: net/http answers by itself, before any handler; in JSON too.
 	resp, body := raw(t, e, "GET "+alicePath+" HTTP/1.1\r\nHost: x\r\nX-Filler: "+strings.Repeat("a", 64<<10)+"\r\n\r\n")
-	if resp.StatusCode != 431 {
-		t.Fatalf("huge header = %d %s", resp.StatusCode, body)
+	if resp.StatusCode != 431 || resp.Header.Get("Content-Type") != "application/json" || body != `{"detail":"Request header fields too large."}` {
+		t.Fatalf("huge header = %d %q %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
-	t.Logf("net/http's own answer to a huge header: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 
 	// A long request target: 414.
 	long := alicePath + "?q=" + strings.Repeat("z", 3<<10)
@@ -76,7 +76,8 @@ func TestOversized(t *testing.T) {
 }
 
 // TestMalformedRequests sends what no well-behaved client would: every
-// answer is a 4xx, and the server keeps serving.
+// answer is a 4xx with a JSON body {"detail": ...}, those net/http gives
+// before any handler runs included, and the server keeps serving.
 func TestMalformedRequests(t *testing.T) {
 	e := startServer(t, nil)
 	for _, req := range []string{
@@ -95,19 +96,25 @@ func TestMalformedRequests(t *testing.T) {
 		"GET / HTTP/1.1\r\n\r\n",
 	} {
 		resp, body := raw(t, e, req)
-		if resp.StatusCode < 400 || resp.StatusCode >= 500 {
-			t.Errorf("%q = %d %s", req, resp.StatusCode, body)
+		if resp.StatusCode < 400 || resp.StatusCode >= 500 || !isDetail(resp, body) {
+			t.Errorf("%q = %d %q %s", req, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 		}
 	}
-	// Two 5xx a client can get, both sent by net/http before any handler
-	// runs, both the right answer: an unknown protocol version and an
-	// unknown transfer coding.
-	for req, code := range map[string]int{
-		"GET / HTTP/9.9\r\nHost: x\r\n\r\n":                                     505,
-		"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n": 501,
+	// What net/http refuses by itself, in plain text and two of them with a
+	// 5xx: JSON 4xx, saying why where net/http does.
+	for req, want := range map[string]string{
+		"GET / HTTP/9.9\r\nHost: x\r\n\r\n":                                               `{"detail":"Unsupported HTTP version."}`,
+		"GET / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n":           `{"detail":"Unsupported transfer encoding."}`,
+		"GET / HTTP/1.1\r\nTransfer-Encoding: gzip\r\nHost: x\r\n\r\n":                    `{"detail":"Unsupported transfer encoding."}`,
+		"GET /api/mobile/v4/users/abc%zz/enrollments_status/ HTTP/1.1\r\nHost: x\r\n\r\n": `{"detail":"Malformed request."}`,
+		"GET / HTTP/1.1\r\n\r\n":                                                          `{"detail":"Malformed request: missing required Host header."}`,
+		"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n":                                    `{"detail":"Malformed request."}`,
+		"GET / HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n":                              `{"detail":"Malformed request."}`,
+		"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n":                        `{"detail":"Malformed request."}`,
 	} {
-		if resp, body := raw(t, e, req); resp.StatusCode != code {
-			t.Errorf("%q = %d %s; want net/http's %d", req, resp.StatusCode, body, code)
+		resp, body := raw(t, e, req)
+		if resp.StatusCode != 400 || body != want || !isDetail(resp, body) {
+			t.Errorf("%q = %d %q %s; want 400 %s", req, resp.StatusCode, resp.Header.Get("Content-Type"), body, want)
 		}
 	}
 	if r := e.do(t, "GET", alicePath, auth(t, "alice")...); r.code != 200 {
@@ -146,4 +153,13 @@ func TestNewHTTPServer(t *testing.T) {
 		s.MaxHeaderBytes != 2*cfg.MaxHeaderBytes || s.ErrorLog == nil || !s.DisableGeneralOptionsHandler {
 		t.Fatalf("NewHTTPServer = %+v", s)
 	}
+}
+
+// isDetail reports whether an answer is a JSON error body, {"detail": ...}.
+func isDetail(resp *http.Response, body string) bool {
+	var v struct {
+		Detail *string `json:"detail"`
+	}
+	return strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") &&
+		json.Unmarshal([]byte(body), &v) == nil && v.Detail != nil && *v.Detail != ""
 }

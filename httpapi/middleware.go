@@ -55,8 +55,8 @@ func (s *Server) recoverLimits(c echo.Context, next echo.HandlerFunc) (err error
 
 // checkLimits answers 414 and 431 with a JSON body for request targets and
 // headers over the configured sizes. net/http itself refuses headers over
-// twice Config.MaxHeaderBytes, before any handler runs, with a plain-text
-// 431 (see NewHTTPServer).
+// twice Config.MaxHeaderBytes, before any handler runs (see NewHTTPServer
+// and JSONErrorListener).
 func (s *Server) checkLimits(r *http.Request) error {
 	if len(r.RequestURI) > s.cfg.MaxURLBytes {
 		return errURITooLong

@@ -167,9 +167,11 @@ func (s *Server) Admin() *echo.Group { return s.admin }
 // their own http.Server.
 func (s *Server) Handler() http.Handler { return http.HandlerFunc(s.serveHTTP) }
 
-// Serve answers connections from ln until Shutdown, then returns nil.
+// Serve answers connections from ln until Shutdown, then returns nil. Even
+// the requests net/http refuses by itself get a JSON 4xx (see
+// JSONErrorListener).
 func (s *Server) Serve(ln net.Listener) error {
-	if err := s.http.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if err := s.http.Serve(JSONErrorListener(ln)); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("httpapi: serve: %w", err)
 	}
 	return nil
@@ -196,9 +198,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // NewHTTPServer returns an http.Server for h with cfg's timeouts and limits,
 // so that slow or oversized clients cannot exhaust it. Its MaxHeaderBytes is
-// twice cfg.MaxHeaderBytes: requests between the two get the handler's JSON
-// 431, larger ones net/http's own plain-text 431. Go's default handling of
-// "OPTIONS *" is off, so the handler answers it (404).
+// twice cfg.MaxHeaderBytes: requests between the two get the handler's 431,
+// larger ones net/http's own (in JSON when served on a JSONErrorListener).
+// Go's default handling of "OPTIONS *" is off, so the handler answers it
+// (404).
 func NewHTTPServer(cfg Config, h http.Handler, logger *slog.Logger) *http.Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)

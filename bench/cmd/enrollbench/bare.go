@@ -68,7 +68,7 @@ func cmdBareServer(args []string, stdout, stderr io.Writer) error {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	go func() { <-sig; srv.Close() }()
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(httpapi.JSONErrorListener(ln)); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
 	return nil
