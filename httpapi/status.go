@@ -17,7 +17,8 @@ import (
 // client tell a stale answer from an empty one.
 const (
 	// HeaderLastEventTime is the greatest event time the projection has
-	// applied, RFC 3339 with nanoseconds, UTC; absent before any event.
+	// applied (an event time ahead of the clock counts as when it was
+	// applied), RFC 3339 with nanoseconds, UTC; absent before any event.
 	HeaderLastEventTime = "X-Enrollstatus-Last-Event-Time"
 	// HeaderCommittedAt is when the projection last committed a batch, in
 	// the same format; absent before any commit.

@@ -368,7 +368,15 @@ func (w *writer) mergeCourse(course string, m projection.CourseMeta) (fanout int
 	return fanout, true, nil
 }
 
+// markFreshness records the batch's greatest event time, if it is the
+// greatest yet, and now as the commit time. An event time past now (a
+// producer's clock ahead) counts as now: the freshness headers must not
+// claim a projection fresher than it can be.
 func (w *writer) markFreshness(latest time.Time, messages int) error {
+	now := time.Now()
+	if latest.After(now) {
+		latest = now
+	}
 	if !latest.IsZero() {
 		prev := w.meta.Get(keyLastEventTime)
 		if prev == nil || latest.After((&decoder{b: prev}).time()) {
@@ -380,7 +388,7 @@ func (w *writer) markFreshness(latest time.Time, messages int) error {
 		}
 	}
 	e := encoder{}
-	e.time(time.Now())
+	e.time(now)
 	if err := w.meta.Put(keyCommittedAt, e.b); err != nil {
 		return err
 	}

@@ -271,3 +271,51 @@ func TestOffsetsOnlyMoveForward(t *testing.T) {
 		t.Fatalf("offset %d, want 12", offs[p])
 	}
 }
+
+// TestFreshnessNotAheadOfTheClock: an event time ahead of the clock (a
+// producer's clock ahead) counts as the commit's time, by Apply and by a
+// load, so that the freshness headers never claim a projection fresher than
+// it can be; an earlier event time is kept as it is.
+func TestFreshnessNotAheadOfTheClock(t *testing.T) {
+	past := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	enrollment := func(at time.Time) projection.Event {
+		return projection.Enrollment{UserID: 1, Username: "u", CourseID: "course-v1:A+B+C", Mode: "audit", Active: true, Created: past, Time: at}
+	}
+	check := func(t *testing.T, s *store.Store, want func(projection.Freshness) time.Time) {
+		t.Helper()
+		f, err := s.Freshness()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := want(f); f.LastEventTime.IsZero() || !f.LastEventTime.Equal(got) {
+			t.Fatalf("last event time %v, want %v (committed at %v)", f.LastEventTime, got, f.CommittedAt)
+		}
+	}
+	atCommit := func(f projection.Freshness) time.Time { return f.CommittedAt }
+	t.Run("apply", func(t *testing.T) {
+		s := MustOpen(t)
+		if _, err := s.Apply(store.Batch{Events: []projection.Event{enrollment(past)}, Messages: 1}); err != nil {
+			t.Fatal(err)
+		}
+		check(t, s, func(projection.Freshness) time.Time { return past })
+		if _, err := s.Apply(store.Batch{Events: []projection.Event{enrollment(time.Now().Add(48 * time.Hour))}, Messages: 1}); err != nil {
+			t.Fatal(err)
+		}
+		check(t, s, atCommit)
+	})
+	t.Run("load", func(t *testing.T) {
+		s := MustOpen(t)
+		l, err := s.NewLoader(store.DefaultLoaderOptions())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		if err := l.Add(store.Batch{Events: []projection.Event{enrollment(time.Now().Add(48 * time.Hour))}, Messages: 1}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := l.Finish(); err != nil {
+			t.Fatal(err)
+		}
+		check(t, s, atCommit)
+	})
+}
