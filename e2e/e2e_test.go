@@ -227,8 +227,20 @@ func TestEndToEnd(t *testing.T) {
 		}); err != nil {
 			t.Errorf("%s: X-Enrollstatus-Lag %q after catching up", sv.name, a.header.Get("X-Enrollstatus-Lag"))
 		}
-		if got := a.header.Get("X-Enrollstatus-Last-Event-Time"); got != newest.Format(time.RFC3339Nano) {
-			t.Errorf("%s: X-Enrollstatus-Last-Event-Time %q, the newest event sent is %s", sv.name, got, newest.Format(time.RFC3339Nano))
+		// The newest event time applied, or, for an event stamped ahead of
+		// the clock (the history has some), no later than the commit that
+		// applied it.
+		lastEvent, lastErr := time.Parse(time.RFC3339Nano, a.header.Get("X-Enrollstatus-Last-Event-Time"))
+		committed, committedErr := time.Parse(time.RFC3339Nano, a.header.Get("X-Enrollstatus-Committed-At"))
+		switch {
+		case lastErr != nil || committedErr != nil:
+			t.Errorf("%s: freshness headers %q, %q: %v %v", sv.name, a.header.Get("X-Enrollstatus-Last-Event-Time"),
+				a.header.Get("X-Enrollstatus-Committed-At"), lastErr, committedErr)
+		case !newest.After(committed) && !lastEvent.Equal(newest):
+			t.Errorf("%s: X-Enrollstatus-Last-Event-Time %s, the newest event sent is %s", sv.name, lastEvent.Format(time.RFC3339Nano), newest.Format(time.RFC3339Nano))
+		case newest.After(committed) && (lastEvent.After(committed) || lastEvent.IsZero()):
+			t.Errorf("%s: X-Enrollstatus-Last-Event-Time %s, after the last commit %s (the newest event sent is %s, ahead of the clock)",
+				sv.name, lastEvent.Format(time.RFC3339Nano), committed.Format(time.RFC3339Nano), newest.Format(time.RFC3339Nano))
 		}
 		if got := a.header.Get("X-Enrollstatus-Stale"); got != "false" {
 			t.Errorf("%s: X-Enrollstatus-Stale %q after catching up", sv.name, got)
