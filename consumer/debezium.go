@@ -68,8 +68,8 @@ func (s dbzStamps) at() (t time.Time, ok bool, err error) {
 	for _, fine := range []struct {
 		name string
 		raw  json.RawMessage
-		unit time.Duration
-	}{{"ts_ns", s.TsNs, time.Nanosecond}, {"ts_us", s.TsUs, time.Microsecond}} {
+		at   func(int64) time.Time
+	}{{"ts_ns", s.TsNs, func(n int64) time.Time { return time.Unix(0, n) }}, {"ts_us", s.TsUs, time.UnixMicro}} {
 		if isNull(fine.raw) {
 			continue
 		}
@@ -77,26 +77,14 @@ func (s dbzStamps) at() (t time.Time, ok bool, err error) {
 		if err != nil {
 			return time.Time{}, false, fmt.Errorf("%s: %w", fine.name, err)
 		}
-		perMs := int64(time.Millisecond / fine.unit)
-		whole, part := floorDiv(n, perMs)
-		if hasMs && whole != ms {
-			continue
+		if t := fine.at(n); !hasMs || t.UnixMilli() == ms { // UnixMilli rounds down, before 1970 too
+			return t.UTC(), true, nil
 		}
-		return time.UnixMilli(whole).Add(time.Duration(part) * fine.unit).UTC(), true, nil
 	}
 	if hasMs {
 		return time.UnixMilli(ms).UTC(), true, nil
 	}
 	return time.Time{}, false, nil
-}
-
-// floorDiv is a / b rounded down, and the remainder, never negative (b > 0).
-func floorDiv(a, b int64) (q, r int64) {
-	q, r = a/b, a%b
-	if r < 0 {
-		q, r = q-1, r+b
-	}
-	return q, r
 }
 
 // dbzField is a field of a Kafka Connect schema.
