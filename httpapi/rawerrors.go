@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -44,16 +45,16 @@ func (c *jsonErrorConn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p)
 	}
 	body := appendDetail(nil, detail)
-	out := make([]byte, 0, 128+len(body))
-	out = append(out, "HTTP/1.1 "...)
-	out = strconv.AppendInt(out, int64(status), 10)
-	out = append(out, ' ')
-	out = append(out, http.StatusText(status)...)
-	out = append(out, "\r\nConnection: close\r\nContent-Length: "...)
-	out = strconv.AppendInt(out, int64(len(body)), 10)
-	out = append(out, "\r\nContent-Type: application/json\r\n\r\n"...)
-	out = append(out, body...)
-	if _, err := c.Conn.Write(out); err != nil {
+	answer := http.Response{
+		StatusCode: status, ProtoMajor: 1, ProtoMinor: 1, Close: true,
+		Header:        http.Header{"Content-Type": {"application/json"}},
+		ContentLength: int64(len(body)), Body: io.NopCloser(bytes.NewReader(body)),
+	}
+	var out bytes.Buffer // one write, as net/http's own
+	if err := answer.Write(&out); err != nil {
+		return 0, err
+	}
+	if _, err := c.Conn.Write(out.Bytes()); err != nil {
 		return 0, err
 	}
 	return len(p), nil
