@@ -127,7 +127,7 @@ func (c *Config) bind(fs *flag.FlagSet) {
 
 	fs.Var(&c.Brokers, "brokers", "Kafka bootstrap brokers, comma-separated host:port")
 	fs.Var(&c.Topics, "topics", "topics to consume, comma-separated")
-	fs.StringVar(&c.ClientID, "client-id", c.ClientID, "the Kafka client id the partition readers send, which the brokers' logs and quotas see (e.g. one per replica)")
+	fs.StringVar(&c.ClientID, "client-id", c.ClientID, "the Kafka client id sent with every request to the brokers (fetches, metadata, offsets, the dead-letter writer), which their logs and quotas see (e.g. one per replica)")
 	fs.IntVar(&c.BatchSize, "batch-size", c.BatchSize, "messages per store transaction, at most")
 	fs.DurationVar(&c.BatchWait, "batch-wait", c.BatchWait, "how long a partial batch waits before it is committed")
 	fs.IntVar(&c.CatchUpBatchSize, "catch-up-batch-size", c.CatchUpBatchSize, "messages per store transaction while more than --batch-size behind the head (catch-up, rebuild); 0: --batch-size")
