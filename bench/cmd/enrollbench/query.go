@@ -170,37 +170,51 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 	if err := os.WriteFile(bodyFile, body, 0o640); err != nil {
 		return err
 	}
-	bare := &queryTarget{Name: "bare-echo", Users: 0}
-	bare.addr, _ = freePort()
-	bare.proc, err = startChildEnv(strings.Fields(*serverEnv), filepath.Join(logs, "query-bare.log"), *self, "bare-server", "-addr", bare.addr, "-body", bodyFile)
-	if err != nil {
-		return err
+	// The bare servers answer the same requests (same tokens, same paths)
+	// as the largest real target.
+	startBare := func(name string, flags ...string) (*queryTarget, error) {
+		t := &queryTarget{Name: name}
+		t.addr, _ = freePort()
+		var err error
+		t.proc, err = startChildEnv(strings.Fields(*serverEnv), filepath.Join(logs, "query-"+name+".log"), *self,
+			append([]string{"bare-server", "-addr", t.addr, "-body", bodyFile}, flags...)...)
+		if err != nil {
+			return nil, err
+		}
+		t.rss = startRSSSampler(t.proc.pid(), 250*time.Millisecond)
+		if err := waitHTTP(t.proc, "http://"+t.addr+"/readyz", 30*time.Second); err != nil {
+			return t, err
+		}
+		t.reqs = statusRequests(t.addr, big.Users, len(big.reqs), uint64(big.Users))
+		if status, b, err := loadgen.Get(t.addr, t.reqs[0].Raw); err != nil || status != 200 {
+			return t, fmt.Errorf("%s refused a valid request: %d %s %v", name, status, b, err)
+		}
+		return t, nil
 	}
-	targets = append([]*queryTarget{bare}, targets...)
-	bare.rss = startRSSSampler(bare.proc.pid(), 250*time.Millisecond)
-	if err := waitHTTP(bare.proc, "http://"+bare.addr+"/readyz", 30*time.Second); err != nil {
-		return err
+	var bares []*queryTarget
+	for _, b := range []struct {
+		name  string
+		flags []string
+	}{
+		{"bare-echo", nil},
+		// The bare handler plus the service's JWT verification: what
+		// authentication alone costs.
+		{"bare+jwt", []string{"-verify-jwt"}},
+		// The service's own HTTP API over a store that looks nothing up:
+		// the ceiling of the real server whatever its store.
+		{"no-lookup", []string{"-contract"}},
+	} {
+		t, err := startBare(b.name, b.flags...)
+		if t != nil {
+			bares = append(bares, t)
+			targets = append(targets, t) // stopped by the deferred loop
+		}
+		if err != nil {
+			return err
+		}
 	}
-	// Same requests (same tokens, same paths) as the largest real target.
-	bare.reqs = statusRequests(bare.addr, big.Users, len(big.reqs), uint64(big.Users))
-
-	// The bare handler plus the service's JWT verification: what
-	// authentication alone costs.
-	auth := &queryTarget{Name: "bare+jwt", Users: 0}
-	auth.addr, _ = freePort()
-	auth.proc, err = startChildEnv(strings.Fields(*serverEnv), filepath.Join(logs, "query-bare-jwt.log"), *self, "bare-server", "-addr", auth.addr, "-body", bodyFile, "-verify-jwt")
-	if err != nil {
-		return err
-	}
-	targets = append([]*queryTarget{bare, auth}, targets[1:]...)
-	auth.rss = startRSSSampler(auth.proc.pid(), 250*time.Millisecond)
-	if err := waitHTTP(auth.proc, "http://"+auth.addr+"/readyz", 30*time.Second); err != nil {
-		return err
-	}
-	auth.reqs = statusRequests(auth.addr, big.Users, len(big.reqs), uint64(big.Users))
-	if status, b, err := loadgen.Get(auth.addr, auth.reqs[0].Raw); err != nil || status != 200 {
-		return fmt.Errorf("bare+jwt refused a valid token: %d %s %v", status, b, err)
-	}
+	targets = append(bares, targets[:len(targets)-len(bares)]...)
+	bare := bares[0]
 
 	ctx := baseCtx
 	var faults, serverTicks, genTicks int64 // of the last load
