@@ -21,6 +21,7 @@ type ingestReport struct {
 	Produce  float64        `json:"produce_seconds"`
 	Raw      []workerResult `json:"raw"`
 	E2E      []workerResult `json:"e2e"`
+	Decode   []workerResult `json:"decode"` // the consumer with its batches discarded
 	Sweep    []workerResult `json:"batch_sweep"`
 	// WritesSweep varies the consumer's CatchUpMaxWrites at the defaults.
 	WritesSweep []workerResult `json:"catch_up_writes_sweep,omitempty"`
@@ -80,7 +81,7 @@ func (s *ingestSetup) worker(mode string, batch int, log io.Writer, extra ...str
 		args = append(args, "-batch-size", strconv.Itoa(batch), "-catch-up-batch-size", "0")
 	}
 	args = append(args, extra...)
-	if mode == "e2e" {
+	if mode == "e2e" || mode == "decode" {
 		args = append(args, s.workerArgs...)
 	}
 	if s.profileDir != "" {
@@ -98,7 +99,7 @@ func (s *ingestSetup) worker(mode string, batch int, log io.Writer, extra ...str
 	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
 		return r, fmt.Errorf("ingest-worker output %q: %w", out.String(), err)
 	}
-	fmt.Fprintf(log, "  %-4s batch %5d: %d messages in %.2fs = %.0f/s, peak RssAnon %d MiB\n", r.Mode, r.BatchSize,
+	fmt.Fprintf(log, "  %-6s batch %5d: %d messages in %.2fs = %.0f/s, peak RssAnon %d MiB\n", r.Mode, r.BatchSize,
 		r.Messages, r.Seconds, r.Rate, r.PeakAnon>>20)
 	return r, nil
 }
@@ -156,6 +157,11 @@ func cmdIngest(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		rep.E2E = append(rep.E2E, e)
+		d, err := s.worker("decode", 0, stderr)
+		if err != nil {
+			return err
+		}
+		rep.Decode = append(rep.Decode, d)
 		if *bin != "" {
 			for _, bulk := range []bool{true, false} {
 				r, err := s.newReplica(*bin, bulk)
@@ -236,7 +242,12 @@ func ingestMarkdown(rep ingestReport) string {
 	fmt.Fprintf(&b, "| raw fetch (same kafka-go readers, discarding) | %.0f | %.2f | %d |\n", rep.BestRaw.Rate, rep.BestRaw.Seconds, rep.BestRaw.PeakAnon>>20)
 	fmt.Fprintf(&b, "| end to end (consumer + store, defaults: batch %d, catch-up batches up to %d messages / %d writes) | %.0f | %.2f | %d |\n",
 		rep.BestE2E.BatchSize, rep.BestE2E.CatchUpBatchSize, rep.BestE2E.CatchUpMaxWrites, rep.BestE2E.Rate, rep.BestE2E.Seconds, rep.BestE2E.PeakAnon>>20)
-	fmt.Fprintf(&b, "| **ratio end to end / raw** | **%.2f×** | | |\n\n", rep.Ratio)
+	fmt.Fprintf(&b, "| **ratio end to end / raw** | **%.2f×** | | |\n", rep.Ratio)
+	if d := bestRate(rep.Decode); d.Rate > 0 {
+		fmt.Fprintf(&b, "| the same consumer, batches discarded (no store: reading, decoding, batching) | %.0f | %.2f | %d |\n", d.Rate, d.Seconds, d.PeakAnon>>20)
+		fmt.Fprintf(&b, "| ratio no store / raw | %.2f× | | |\n", d.Rate/rep.BestRaw.Rate)
+	}
+	b.WriteString("\n")
 	if len(rep.Replica) > 0 {
 		bulk, batches := bestRate(rep.Replica), bestRate(rep.ReplicaBatches)
 		b.WriteString("A new replica: `enrollstatus serve` on an empty data directory, from its start until `/readyz` answers 200 (caught up with the head as it was at its start), same broker and data, interleaved with the runs above:\n\n")

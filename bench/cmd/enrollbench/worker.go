@@ -49,7 +49,7 @@ type workerResult struct {
 // the store (e2e), and prints what it measured.
 func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ingest-worker", flag.ContinueOnError)
-	mode := fs.String("mode", "e2e", "raw, e2e or rebuild (what enrollstatus rebuild runs, in this process: to profile it)")
+	mode := fs.String("mode", "e2e", "raw, e2e, decode (e2e with batches discarded: no store) or rebuild (what enrollstatus rebuild runs, in this process: to profile it)")
 	brokers := fs.String("brokers", "", "broker address")
 	topics := fs.String("topics", "", "topics, comma-separated")
 	expect := fs.Int64("expect", 0, "messages in the topics (the sum of end offsets)")
@@ -107,13 +107,13 @@ func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 		err = rawFetch(ctx, cc, *expect)
 	case "rebuild":
 		res.FileBytes, err = replayIngest(ctx, cc, *dir)
-	case "e2e":
+	case "e2e", "decode":
 		res.BatchSize = *batch
 		res.CatchUpBatchSize, res.CatchUpMaxWrites = cc.CatchUpBatchSize, cc.CatchUpMaxWrites
-		res.FileBytes, err = e2eIngest(ctx, cc, *dir, *expect)
+		res.FileBytes, err = e2eIngest(ctx, cc, *dir, *expect, *mode == "decode")
 		start = e2eStart
 	default:
-		err = fmt.Errorf("mode %q: want raw, e2e or rebuild", *mode)
+		err = fmt.Errorf("mode %q: want raw, e2e, decode or rebuild", *mode)
 	}
 	if err != nil {
 		return err
@@ -200,10 +200,10 @@ func rawFetch(ctx context.Context, cc consumer.Config, expect int64) error {
 	return nil
 }
 
-// countingSink is the service's store sink, noting when the last expected
-// message was committed.
+// countingSink is a sink (the service's store sink, or discardSink) noting
+// when the last expected message was committed.
 type countingSink struct {
-	pipeline.StoreSink
+	consumer.Sink
 	applied atomic.Int64
 	expect  int64
 	done    chan struct{}
@@ -211,32 +211,45 @@ type countingSink struct {
 }
 
 func (s *countingSink) Apply(b consumer.Batch) (int, error) {
-	n, err := s.StoreSink.Apply(b)
+	n, err := s.Sink.Apply(b)
 	if err == nil && s.applied.Add(int64(b.Messages)) >= s.expect {
 		s.once.Do(func() { e2eDone = time.Now(); close(s.done) })
 	}
 	return n, err
 }
 
+// discardSink takes the consumer's batches and keeps nothing: what the
+// consumer's reading, decoding and batching cost without the store.
+type discardSink struct{}
+
+func (discardSink) Apply(consumer.Batch) (int, error)               { return 0, nil }
+func (discardSink) Positions() (map[consumer.Position]int64, error) { return nil, nil }
+
 // e2eIngest consumes into a new projection with the service's consumer
-// and store, until every message is committed.
-func e2eIngest(ctx context.Context, cc consumer.Config, dir string, expect int64) (int64, error) {
-	if dir == "" {
-		return 0, errors.New("e2e needs -dir")
-	}
-	os.RemoveAll(dir)
+// and store, until every message is committed; with discard, into
+// discardSink instead (dir unused).
+func e2eIngest(ctx context.Context, cc consumer.Config, dir string, expect int64, discard bool) (int64, error) {
+	var sink *countingSink
 	path := filepath.Join(dir, store.FileName)
-	st, err := store.Open(path, store.DefaultOptions())
-	if err != nil {
-		return 0, err
+	if discard {
+		sink = &countingSink{Sink: discardSink{}, expect: expect, done: make(chan struct{})}
+	} else {
+		if dir == "" {
+			return 0, errors.New("e2e needs -dir")
+		}
+		os.RemoveAll(dir)
+		st, err := store.Open(path, store.DefaultOptions())
+		if err != nil {
+			return 0, err
+		}
+		defer os.RemoveAll(dir)
+		defer st.Close()
+		sink = &countingSink{Sink: pipeline.StoreSink{Store: st}, expect: expect, done: make(chan struct{})}
 	}
-	defer os.RemoveAll(dir)
-	defer st.Close()
 	avro, err := consumer.NewAvroDecoder(consumer.AvroOptions{})
 	if err != nil {
 		return 0, err
 	}
-	sink := &countingSink{StoreSink: pipeline.StoreSink{Store: st}, expect: expect, done: make(chan struct{})}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	c, err := consumer.New(cc, sink, consumer.NewDecoder(avro), consumer.NewMetrics(prometheus.NewRegistry()), log)
 	if err != nil {
@@ -256,6 +269,9 @@ func e2eIngest(ctx context.Context, cc consumer.Config, dir string, expect int64
 	}
 	stop()
 	<-ran
+	if discard {
+		return 0, nil
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return 0, err
