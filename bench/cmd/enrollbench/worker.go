@@ -45,8 +45,9 @@ type workerResult struct {
 
 // cmdIngestWorker consumes every message of the topics once, either
 // discarding them (raw: the fetch rate of the consumer's own kafka-go
-// reader configuration) or into a new projection through the consumer and
-// the store (e2e), and prints what it measured.
+// reader configuration), or into a new projection through the consumer and
+// the store (e2e), or through the consumer into a sink that discards its
+// batches (decode), and prints what it measured.
 func cmdIngestWorker(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ingest-worker", flag.ContinueOnError)
 	mode := fs.String("mode", "e2e", "raw, e2e, decode (e2e with batches discarded: no store) or rebuild (what enrollstatus rebuild runs, in this process: to profile it)")
