@@ -29,9 +29,10 @@ func (s *Server) authenticate(c echo.Context) (string, error) {
 		if !errors.As(err, &jerr) {
 			return "", err
 		}
-		// The cause names the failed check, never the token.
+		// The detail and cause name the failed check, never the token; the
+		// client is told what the LMS tells it.
 		s.log.Debug("http: token refused", "detail", jerr.Detail, "cause", errors.Unwrap(jerr))
-		return "", &Error{Code: EAUTHFAILED, Detail: jerr.Detail}
+		return "", &Error{Code: EAUTHFAILED, Detail: jerr.ClientDetail()}
 	}
 	return user, nil
 }

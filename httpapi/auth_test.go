@@ -57,6 +57,9 @@ func TestAuthRejections(t *testing.T) {
 		}
 	}
 
+	// The LMS's decoder (edx-drf-extensions) raises one InvalidTokenError
+	// for every failed check, which drf-jwt answers "Invalid token."; only
+	// a token without a username has words of its own.
 	tests := []struct {
 		name    string
 		headers []string
@@ -67,19 +70,19 @@ func TestAuthRejections(t *testing.T) {
 		{"HS256 signed with the RSA public key", []string{"Authorization", "JWT " + jwttest.HS256(t, pubPEM, good)}, path, "Invalid token."},
 		{"HS256 with an RSA kid", []string{"Authorization", "JWT " +
 			jwttest.Sign(t, jwt.SigningMethodHS256, []byte(pubPEM), "k0", good)}, path, "Invalid token."},
-		{"expired", []string{"Authorization", "JWT " + hs(with(good, "exp", now.Add(-time.Minute).Unix()))}, path, "Signature has expired."},
-		{"not yet valid", []string{"Authorization", "JWT " + hs(with(good, "nbf", now.Add(time.Minute).Unix()))}, path, "Token is not yet valid."},
-		{"wrong issuer", []string{"Authorization", "JWT " + hs(with(good, "iss", "https://evil.example.com"))}, path, "Invalid issuer."},
-		{"wrong audience", []string{"Authorization", "JWT " + hs(with(good, "aud", "other"))}, path, "Invalid audience."},
+		{"expired", []string{"Authorization", "JWT " + hs(with(good, "exp", now.Add(-time.Minute).Unix()))}, path, "Invalid token."},
+		{"not yet valid", []string{"Authorization", "JWT " + hs(with(good, "nbf", now.Add(time.Minute).Unix()))}, path, "Invalid token."},
+		{"wrong issuer", []string{"Authorization", "JWT " + hs(with(good, "iss", "https://evil.example.com"))}, path, "Invalid token."},
+		{"wrong audience", []string{"Authorization", "JWT " + hs(with(good, "aud", "other"))}, path, "Invalid token."},
 		{"unknown kid", []string{"Authorization", "JWT " + rs("k9", good)}, path, "Invalid token."},
 		{"bad signature", []string{"Authorization", "JWT " + jwttest.HS256(t, "another-secret", good)}, path, "Invalid token."},
 		{"bad RSA signature", []string{"Authorization", "JWT " +
 			jwttest.Sign(t, jwt.SigningMethodRS256, jwttest.RSAKey(1), "k0", good)}, path, "Invalid token."},
-		{"malformed", []string{"Authorization", "JWT abc.def"}, path, "Error decoding signature."},
-		{"garbage", []string{"Authorization", "Bearer ###garbage\x80\xff"}, path, "Error decoding signature."},
+		{"malformed", []string{"Authorization", "JWT abc.def"}, path, "Invalid token."},
+		{"garbage", []string{"Authorization", "Bearer ###garbage\x80\xff"}, path, "Invalid token."},
 		{"missing username", []string{"Authorization", "JWT " + hs(with(good, "preferred_username", nil))}, path,
 			"JWT must include a preferred_username or username claim!"},
-		{"missing exp", []string{"Authorization", "JWT " + hs(with(good, "exp", nil))}, path, `Token is missing the "exp" claim.`},
+		{"missing exp", []string{"Authorization", "JWT " + hs(with(good, "exp", nil))}, path, "Invalid token."},
 		{"token in the query string", nil, path + "?token=" + hs(good), "Authentication credentials were not provided."},
 		{"access_token in the query string", nil, path + "?access_token=" + hs(good), "Authentication credentials were not provided."},
 		{"jwt in the query string", nil, path + "?jwt=" + hs(good), "Authentication credentials were not provided."},

@@ -81,12 +81,14 @@
 // and an unknown HTTP version (505), in plain text; Serve's listener
 // (JSONErrorListener) turns those answers into JSON, the 5xx into 400. A
 // panic in a handler is recovered, logged and answered 500. Tokens are
-// never logged.
+// never logged. A refused token is answered as the LMS answers it:
+// "Invalid token.", or the LMS's own words for a token without a username;
+// which check failed is logged at debug.
 //
 // # Where it differs from the LMS, on purpose
 //
-//   - Token refusals name the failed check ("Signature has expired.",
-//     "Invalid audience.", ...); the LMS says "Invalid token." to nearly all.
+//   - A token without iat is accepted (the LMS's decoder requires it; every
+//     token the LMS issues has one).
 //   - "v0.5" is literal; the LMS's regex v(4|3|2|1|0.5) lets any character
 //     stand for the dot.
 //   - No 406 for an Accept header that excludes JSON: the only

@@ -27,9 +27,10 @@
 // the full golang-jwt path accepts, with the same username and expiry, and
 // leaves anything unusual, and every refusal, to the full path.
 //
-// Every refusal is an *Error whose Detail is meant for the client. The LMS
-// answers "Invalid token." to almost every failure; the details here name
-// the failed check, and never contain the token or anything about the keys.
+// Every refusal is an *Error whose Detail names the failed check, for logs,
+// and never contains the token or anything about the keys; ClientDetail is
+// what the LMS answers ("Invalid token." to all but a token without a
+// username).
 //
 // Caveats, against the LMS: the LMS requires iat and checks exp without
 // leeway while verifying the signature; here iat is optional and the leeway

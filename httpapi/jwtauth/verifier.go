@@ -19,9 +19,9 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 )
 
-// Details a client sees when its token is refused. The LMS answers
-// "Invalid token." for nearly every failure; these say which check failed
-// without saying anything about the keys.
+// Details of a refusal: which check failed, without anything about the
+// keys. They are for logs and tests; a client is told ClientDetail, as the
+// LMS tells it.
 const (
 	DetailMalformed   = "Error decoding signature."
 	DetailExpired     = "Signature has expired."
@@ -34,8 +34,8 @@ const (
 	DetailNoUsername  = "JWT must include a preferred_username or username claim!"
 )
 
-// Error is why a token was refused. Its Error is the detail for the client
-// and never contains the token; Unwrap gives the cause, for logs.
+// Error is why a token was refused. Detail names the failed check and
+// never contains the token; Unwrap gives the cause; both are for logs.
 type Error struct {
 	Detail string
 	cause  error
@@ -43,6 +43,18 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Detail }
 func (e *Error) Unwrap() error { return e.cause }
+
+// ClientDetail is what the LMS answers for this refusal. Its decoder
+// (edx-drf-extensions) turns every failure of a token's signature, expiry,
+// audience, issuer, required claims or version into one InvalidTokenError,
+// which drf-jwt answers "Invalid token."; only a token without a username,
+// refused later by JwtAuthentication, gets words of its own.
+func (e *Error) ClientDetail() string {
+	if e.Detail == DetailNoUsername {
+		return DetailNoUsername
+	}
+	return DetailInvalid
+}
 
 // Options are the Verifier's collaborators. Every field may be left zero.
 type Options struct {
