@@ -165,7 +165,7 @@ func (w *writer) applyUser(id int64, events []projection.Event) (dropped int, er
 	} else {
 		u.ID = id
 	}
-	oldName := u.Username
+	oldName, oldTime := u.Username, u.UsernameTime
 	for _, e := range events {
 		course := courseOf(e)
 		isNew := course != "" && !u.HasCourse(course)
@@ -178,7 +178,7 @@ func (w *writer) applyUser(id int64, events []projection.Event) (dropped int, er
 			}
 		}
 	}
-	if u.Username != oldName {
+	if u.Username != oldName || !u.UsernameTime.Equal(oldTime) {
 		if err := w.reindex(id, oldName, u); err != nil {
 			return 0, err
 		}
@@ -212,33 +212,128 @@ func (w *writer) join(u *projection.User, course string) error {
 	return nil
 }
 
-// reindex moves the username index entry from the old name to the record's
-// current one. An entry is removed only if it still points to this user, and
-// taken over from another user only if that user no longer holds the name.
+// reindex moves the record from the username index entry of its old name
+// to its current name's, whose holder it may become (a later claim).
 func (w *writer) reindex(id int64, oldName string, u projection.User) error {
-	idKey := userKey(id)
-	if oldName != "" {
-		old := []byte(projection.LowerUsername(oldName))
-		if bytes.Equal(w.usernames.Get(old), idKey) {
-			if err := w.usernames.Delete(old); err != nil {
-				return err
-			}
+	key, name := userKey(id), []byte(projection.LowerUsername(u.Username))
+	if old := []byte(projection.LowerUsername(oldName)); oldName != "" && !bytes.Equal(old, name) {
+		if err := w.settleName(old, key, nil); err != nil {
+			return err
 		}
 	}
-	name := []byte(projection.LowerUsername(u.Username))
-	if holder := w.usernames.Get(name); holder != nil && !bytes.Equal(holder, idKey) {
-		if v := w.users.Get(holder); v != nil {
-			other, err := decodeUser(v)
-			if err != nil {
-				return err
-			}
-			if projection.LowerUsername(other.Username) == string(name) &&
-				!u.UsernameTime.After(other.UsernameTime) {
-				return nil // the other user claimed it later; keep theirs
-			}
+	if len(name) == 0 {
+		return nil
+	}
+	return w.settleName(name, key, &u)
+}
+
+// settleName rewrites the username index entry of name after the record
+// key's change: with u, the record carries name (its claim may be a later
+// one); without, it no longer does. The entry lists every record that
+// carries the name, the holder first (claimFirst), the others in key
+// order: the LMS keeps names unique, so two records carry one only when a
+// rename of one of them was never seen, and if the holder leaves the name
+// it goes back to the other. The entry is then a function of the records
+// alone, whatever the order of the events.
+func (w *writer) settleName(name, key []byte, u *projection.User) error {
+	cur := w.usernames.Get(name)
+	if len(cur)%8 != 0 {
+		return fmt.Errorf("%w: username index entry of %d bytes", errCorrupt, len(cur))
+	}
+	switch {
+	case u != nil && (cur == nil || bytes.Equal(cur, key)):
+		if cur == nil {
+			return w.usernames.Put(name, key)
+		}
+		return nil // the common case: the name is the record's alone
+	case u == nil && bytes.Equal(cur, key):
+		return w.usernames.Delete(name)
+	case u == nil && !containsID(cur, key):
+		return nil
+	}
+	var carriers []nameClaim
+	if u != nil {
+		carriers = append(carriers, nameClaim{key, u.UsernameTime})
+	}
+	for i := 0; i < len(cur); i += 8 {
+		other := cur[i : i+8]
+		if bytes.Equal(other, key) {
+			continue
+		}
+		v := w.users.Get(other)
+		if v == nil {
+			continue // retired, or an entry an earlier version left behind
+		}
+		o, err := decodeUser(v)
+		if err != nil {
+			return fmt.Errorf("user %d: %w", userID(other), err)
+		}
+		if projection.LowerUsername(o.Username) == string(name) {
+			carriers = append(carriers, nameClaim{bytes.Clone(other), o.UsernameTime})
 		}
 	}
-	return w.usernames.Put(name, idKey)
+	if len(carriers) == 0 {
+		return w.usernames.Delete(name)
+	}
+	return w.usernames.Put(name, appendNameEntry(nil, carriers))
+}
+
+// nameClaim is a record carrying a username: its key and when it took the
+// name.
+type nameClaim struct {
+	key []byte
+	at  time.Time
+}
+
+// claimFirst reports whether claim a holds a name before claim b: the
+// later claim, then the lower key (the record Apply reaches first).
+func claimFirst(a, b nameClaim) bool {
+	if !a.at.Equal(b.at) {
+		return a.at.After(b.at)
+	}
+	return bytes.Compare(a.key, b.key) < 0
+}
+
+// appendNameEntry appends a username index entry: the holder's key (the
+// first claim by claimFirst), then the other carriers' keys in key order.
+func appendNameEntry(b []byte, carriers []nameClaim) []byte {
+	h := 0
+	for i := range carriers {
+		if claimFirst(carriers[i], carriers[h]) {
+			h = i
+		}
+	}
+	b = append(b, carriers[h].key...)
+	rest := make([][]byte, 0, len(carriers)-1)
+	for i := range carriers {
+		if i != h {
+			rest = append(rest, carriers[i].key)
+		}
+	}
+	slices.SortFunc(rest, bytes.Compare)
+	for _, k := range rest {
+		b = append(b, k...)
+	}
+	return b
+}
+
+// containsID reports whether a username index entry lists key.
+func containsID(entry, key []byte) bool {
+	for i := 0; i+8 <= len(entry); i += 8 {
+		if bytes.Equal(entry[i:i+8], key) {
+			return true
+		}
+	}
+	return false
+}
+
+// nameHolder is the key of the record holding a username: the first of its
+// index entry.
+func nameHolder(entry []byte) []byte {
+	if len(entry) < 8 {
+		return nil
+	}
+	return entry[:8]
 }
 
 // flushMembers writes the batch's membership changes into the member index,
@@ -302,11 +397,8 @@ func (w *writer) retire(key []byte) error {
 			w.joined[membership{c.CourseID, u.ID}] = false
 		}
 		if u.Username != "" {
-			name := []byte(projection.LowerUsername(u.Username))
-			if bytes.Equal(w.usernames.Get(name), key) {
-				if err := w.usernames.Delete(name); err != nil {
-					return err
-				}
+			if err := w.settleName([]byte(projection.LowerUsername(u.Username)), key, nil); err != nil {
+				return err
 			}
 		}
 		if err := w.users.Delete(key); err != nil {

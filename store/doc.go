@@ -1,7 +1,8 @@
 // Package store keeps the projection in one bbolt file.
 //
 // Layout (buckets): users (user id -> record with every course of the user),
-// usernames (Django-lower-cased username -> user id), courses (course id ->
+// usernames (Django-lower-cased username -> the id of the user holding it,
+// then those of any other record carrying it; see settleName), courses (course id ->
 // name and mobile availability with their event times), member_blocks
 // (course id, NUL, block of 4096 user ids -> the members' ids in the block:
 // who has an entry for a course, so a rename reaches every record; see

@@ -251,7 +251,7 @@ func (l *Loader) Finish() (res LoadResult, err error) {
 	if err := tx.putMembers(members, order); err != nil {
 		return res, fmt.Errorf("member index: %w", err)
 	}
-	if err := tx.putSorted(names, bucketUsernames, firstHolder); err != nil {
+	if err := tx.putNames(names); err != nil {
 		return res, fmt.Errorf("username index: %w", err)
 	}
 
@@ -614,7 +614,7 @@ func (l *Loader) foldBatch(b *userBatch, views map[string]projection.CourseView)
 	return foldResult{users: out}
 }
 
-// appendNameKey orders username claims as reindex settles them: by lower-cased
+// appendNameKey orders username claims as settleName settles them: by lower-cased
 // name (escaped so that a NUL in a name cannot reach into what follows),
 // then the latest claim first, then the lowest user id, whose record a
 // sequential Apply would have reached first.
@@ -630,17 +630,45 @@ func appendNameKey(b []byte, u *projection.User) []byte {
 	return binary.BigEndian.AppendUint64(b, uint64(u.ID))
 }
 
-// firstHolder turns the sorted username claims into index entries: the
-// first claim of each name holds it.
-func firstHolder(key, value []byte, last []byte) (k, v []byte, skip bool) {
-	name := key[:bytes.Index(key, []byte{0, 0})]
-	if bytes.IndexByte(name, 0) >= 0 {
-		name = bytes.ReplaceAll(name, []byte{0, 0xff}, []byte{0})
+// putNames puts the username index from the sorted username claims
+// (appendNameKey's keys, the record's key as value): each name's entry is
+// its first claim, the holder, then the other carriers in key order, as
+// settleName writes it.
+func (t *loadTx) putNames(s *sorter) error {
+	it, err := s.iterate()
+	if err != nil {
+		return err
 	}
-	if last != nil && bytes.Equal(name, last) {
-		return nil, nil, true
+	var name []byte
+	var carriers [][]byte // the holder first
+	flush := func() error {
+		if name == nil {
+			return nil
+		}
+		slices.SortFunc(carriers[1:], bytes.Compare)
+		return t.put(bucketUsernames, name, bytes.Join(carriers, nil))
 	}
-	return name, value, false
+	for {
+		k, v, ok, err := it.next()
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return flush()
+		}
+		n := k[:bytes.Index(k, []byte{0, 0})]
+		if bytes.IndexByte(n, 0) >= 0 {
+			n = bytes.ReplaceAll(n, []byte{0, 0xff}, []byte{0})
+		}
+		if name != nil && bytes.Equal(n, name) {
+			carriers = append(carriers, bytes.Clone(v))
+			continue
+		}
+		if err := flush(); err != nil {
+			return err
+		}
+		name, carriers = bytes.Clone(n), append(carriers[:0], bytes.Clone(v)) // k and v are the iterator's
+	}
 }
 
 // memberOrder makes the sort keys of the member index's blocks, a course id
@@ -816,34 +844,6 @@ func (t *loadTx) commit() error {
 func (t *loadTx) rollback() {
 	if t.tx != nil {
 		t.tx.Rollback()
-	}
-}
-
-// putSorted puts a sorter's records into a bucket in key order. Through
-// settle, when given, each record becomes the entry to put or is skipped;
-// last is the key settle returned before.
-func (t *loadTx) putSorted(s *sorter, bucket []byte,
-	settle func(key, value, last []byte) (k, v []byte, skip bool)) error {
-	it, err := s.iterate()
-	if err != nil {
-		return err
-	}
-	var last []byte
-	for {
-		k, v, ok, err := it.next()
-		if err != nil || !ok {
-			return err
-		}
-		if settle != nil {
-			var skip bool
-			if k, v, skip = settle(k, v, last); skip {
-				continue
-			}
-			last = append(last[:0], k...)
-		}
-		if err := t.put(bucket, k, bytes.Clone(v)); err != nil { // v is the iterator's
-			return err
-		}
 	}
 }
 

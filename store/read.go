@@ -72,7 +72,7 @@ func putStatusBuf(buf *[]projection.Status) {
 // statusOf looks lower up in the username index and the record it names,
 // and appends the answer to out.
 func (s *Store) statusOf(usernames, users *bolt.Cursor, lower []byte, now time.Time, out []projection.Status) ([]projection.Status, error) {
-	id := seekExact(usernames, lower)
+	id := nameHolder(seekExact(usernames, lower))
 	if id == nil {
 		return out, nil
 	}

@@ -20,7 +20,7 @@ import (
 // Buckets. Every key and value layout is in codec.go.
 var (
 	bucketUsers     = []byte("users")         // user id -> user record
-	bucketUsernames = []byte("usernames")     // LowerUsername(username) -> user id
+	bucketUsernames = []byte("usernames")     // LowerUsername(username) -> the holder's user id, then the other carriers' (settleName)
 	bucketCourses   = []byte("courses")       // course id -> course metadata
 	bucketMembers   = []byte("member_blocks") // course id NUL user id>>12 -> members' low 12 bits (codec.go)
 	bucketRetired   = []byte("retired")       // user id -> nothing
@@ -220,7 +220,7 @@ func (s *Store) UserByName(_ context.Context, username string) (u projection.Use
 	key := []byte(projection.LowerUsername(username))
 	err = s.db.View(func(tx *bolt.Tx) error {
 		fresh = readFreshness(tx)
-		id := tx.Bucket(bucketUsernames).Get(key)
+		id := nameHolder(tx.Bucket(bucketUsernames).Get(key))
 		if id == nil {
 			return nil
 		}
