@@ -11,28 +11,28 @@ import (
 	"github.com/enrollstatus/enrollstatus/httpapi/jwtauth"
 )
 
-// authenticate returns the username of the request's JWT, or a 401 *Error
+// authenticate returns whom the request's JWT was issued for, or a 401 *Error
 // whose answer carries WWW-Authenticate like the LMS's JwtAuthentication.
 // Only the Authorization header is read: a token in the query string or a
 // cookie is never looked at.
-func (s *Server) authenticate(c echo.Context) (string, error) {
+func (s *Server) authenticate(c echo.Context) (jwtauth.Identity, error) {
 	r := c.Request()
 	token, ok := credentials(r.Header["Authorization"])
 	if !ok {
 		c.Response().Header()["Www-Authenticate"] = wwwAuthJWT
-		return "", &Error{Code: ENOTAUTHENTICATED, Detail: detailNotAuthenticated}
+		return jwtauth.Identity{}, &Error{Code: ENOTAUTHENTICATED, Detail: detailNotAuthenticated}
 	}
 	user, err := s.verifier.Verify(r.Context(), token)
 	if err != nil {
 		c.Response().Header()["Www-Authenticate"] = wwwAuthJWT
 		var jerr *jwtauth.Error
 		if !errors.As(err, &jerr) {
-			return "", err
+			return jwtauth.Identity{}, err
 		}
 		// The detail and cause name the failed check, never the token; the
 		// client is told what the LMS tells it.
 		s.log.Debug("http: token refused", "detail", jerr.Detail, "cause", errors.Unwrap(jerr))
-		return "", &Error{Code: EAUTHFAILED, Detail: jerr.ClientDetail()}
+		return jwtauth.Identity{}, &Error{Code: EAUTHFAILED, Detail: jerr.ClientDetail()}
 	}
 	return user, nil
 }

@@ -44,6 +44,11 @@
 //     a final "Σ" to "ς"). There is no staff bypass. A user the service has
 //     never heard of is 403 to others and 200 [] to themselves, so nothing
 //     leaks whether a user exists.
+//   - The mobile filter does not apply to global staff: a token whose
+//     administrator claim is true (the LMS's is_staff, which
+//     is_mobile_available_for_user lets see every course). Course staff
+//     and beta testers, whom the LMS exempts too, are filtered: no event
+//     says who they are.
 //   - GET answers 200 with the list; HEAD the same without the body (the
 //     Content-Length is the GET body's); OPTIONS 200 with DRF's metadata;
 //     other methods 405 {"detail":"Method \"POST\" not allowed."}. Every

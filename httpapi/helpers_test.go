@@ -38,11 +38,13 @@ type fakeStore struct {
 	panic bool
 	asked []string
 	at    []time.Time
+	staff []bool
 	// quiet: asked and at are not kept (benchmarks).
 	quiet bool
 }
 
-func (f *fakeStore) StatusFunc(_ context.Context, username string, at time.Time, fn func([]projection.Status, projection.Freshness) error) error {
+func (f *fakeStore) StatusFunc(_ context.Context, q projection.StatusQuery, fn func([]projection.Status, projection.Freshness) error) error {
+	username, at := q.Username, q.Now
 	f.mu.Lock()
 	if f.panic {
 		f.mu.Unlock()
@@ -51,6 +53,7 @@ func (f *fakeStore) StatusFunc(_ context.Context, username string, at time.Time,
 	if !f.quiet {
 		f.asked = append(f.asked, username)
 		f.at = append(f.at, at)
+		f.staff = append(f.staff, q.Staff)
 	}
 	st, fresh, err := f.users[projection.LowerUsername(username)], f.fresh, f.err
 	f.mu.Unlock()

@@ -93,12 +93,12 @@ func (s *Server) mobile(c echo.Context) error {
 	}
 	// IsUserInUrl: request.user.username.lower() == username.lower(), with
 	// Python's lower(). No staff bypass.
-	if projection.LowerUsername(user) != projection.LowerUsername(username) {
+	if projection.LowerUsername(user.Username) != projection.LowerUsername(username) {
 		return &Error{Code: EFORBIDDEN, Detail: detailForbidden}
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		return s.status(c, username)
+		return s.status(c, username, user.Staff)
 	case http.MethodOptions:
 		return writeJSON(c, http.StatusOK, optionsBody)
 	}

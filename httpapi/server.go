@@ -20,15 +20,16 @@ import (
 
 // Statuses reads the projection.
 type Statuses interface {
-	// StatusFunc calls fn with username's enrollments status at now (the
-	// store applies window/limit/mobile policy), and how fresh the
-	// projection read was. An unknown user is an empty list, not an error.
-	// username is the one in the URL, decoded; it equals the token's
-	// username up to case, as the LMS's MySQL collation would find it. The
+	// StatusFunc calls fn with q.Username's enrollments status at q.Now
+	// (the store applies window/limit/mobile policy, the mobile filter
+	// off for staff), and how fresh the projection read was. An unknown
+	// user is an empty list, not an error. q.Username is the one in the
+	// URL, decoded; it equals the token's username up to case, as the
+	// LMS's MySQL collation would find it. The
 	// statuses are lent: valid until fn returns, and not kept by fn, so that
 	// the store need not copy them out of its pages. fn's error is
 	// StatusFunc's.
-	StatusFunc(ctx context.Context, username string, now time.Time, fn func([]projection.Status, projection.Freshness) error) error
+	StatusFunc(ctx context.Context, q projection.StatusQuery, fn func([]projection.Status, projection.Freshness) error) error
 }
 
 // Health is the state of the consumer and the store.

@@ -35,12 +35,14 @@ var (
 	falseValue = []string{"false"}
 )
 
-// status answers the user's enrollments status, read at the request's now.
-// The answer is encoded while the store lends it, and written after.
-func (s *Server) status(c echo.Context, username string) error {
+// status answers the user's enrollments status, read at the request's now;
+// staff, the caller's is_staff, lifts the mobile filter. The answer is
+// encoded while the store lends it, and written after.
+func (s *Server) status(c echo.Context, username string, staff bool) error {
 	a := getAnswer()
 	defer putAnswer(a)
-	if err := s.statuses.StatusFunc(c.Request().Context(), username, s.now(), a.encode); err != nil {
+	q := projection.StatusQuery{Username: username, Now: s.now(), Staff: staff}
+	if err := s.statuses.StatusFunc(c.Request().Context(), q, a.encode); err != nil {
 		return fmt.Errorf("read enrollments status: %w", err)
 	}
 	lag, connected := s.health.Lag()

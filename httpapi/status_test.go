@@ -2,12 +2,15 @@ package httpapi_test
 
 import (
 	"errors"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/enrollstatus/enrollstatus/httpapi"
+	"github.com/enrollstatus/enrollstatus/httpapi/jwtauth/jwttest"
 	"github.com/enrollstatus/enrollstatus/projection"
 )
 
@@ -42,6 +45,32 @@ func TestStatusAsks(t *testing.T) {
 	defer e.store.mu.Unlock()
 	if len(e.store.asked) != 1 || e.store.asked[0] != "ALICE" || !e.store.at[0].Equal(now) {
 		t.Fatalf("store asked %q at %v", e.store.asked, e.store.at)
+	}
+}
+
+// TestStaffLiftsTheMobileFilter: a token whose administrator claim is true
+// (the LMS's is_staff) asks the store for every course, mobile or not; any
+// other value does not; and staff still see only themselves.
+func TestStaffLiftsTheMobileFilter(t *testing.T) {
+	e := startServer(t, nil)
+	claims := jwttest.Claims("alice", now)
+	for _, admin := range []any{true, false, "true", nil} {
+		c := maps.Clone(claims)
+		if admin != nil {
+			c["administrator"] = admin
+		}
+		tok := jwttest.HS256(t, secret, c)
+		if r := e.do(t, "GET", alicePath, "Authorization", "JWT "+tok); r.code != 200 {
+			t.Fatalf("administrator %v: %d %s", admin, r.code, r.body)
+		}
+		if r := e.do(t, "GET", "/api/mobile/v4/users/bob/enrollments_status/", "Authorization", "JWT "+tok); r.code != 403 {
+			t.Fatalf("administrator %v, another user: %d %s", admin, r.code, r.body)
+		}
+	}
+	e.store.mu.Lock()
+	defer e.store.mu.Unlock()
+	if want := []bool{true, false, false, false}; !slices.Equal(e.store.staff, want) {
+		t.Fatalf("store asked with staff %v, want %v", e.store.staff, want)
 	}
 }
 

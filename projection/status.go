@@ -41,6 +41,24 @@ func DefaultPolicy() Policy {
 	return Policy{Window: 30 * 24 * time.Hour, Limit: 500, Mobile: MobileKnown}
 }
 
+// StatusQuery is one status read: whose, at which now, and whether the
+// caller is global staff.
+type StatusQuery struct {
+	Username string // as in the URL, decoded
+	Now      time.Time
+	// Staff is the caller's is_staff (the token's administrator claim).
+	Staff bool
+}
+
+// For is the policy an answer to q follows: the LMS's mobile filter
+// (is_mobile_available_for_user) lets global staff see every course.
+func (p Policy) For(q StatusQuery) Policy {
+	if q.Staff {
+		p.Mobile = MobileOff
+	}
+	return p
+}
+
 // Status is one entry of a user's enrollments status.
 type Status struct {
 	CourseID       string

@@ -22,10 +22,11 @@ import (
 // open; Status copies the answer's strings out, in one allocation. The
 // freshness is read once per committed transaction, not once per query.
 
-// statusRead calls fn with username's status, from the shared view when
-// there is one.
-func (s *Store) statusRead(username string, now time.Time, fn func([]projection.Status, projection.Freshness) error) error {
-	lower := projection.LowerUsername(username)
+// statusRead calls fn with the status q asks for, from the shared view
+// when there is one.
+func (s *Store) statusRead(q projection.StatusQuery, fn func([]projection.Status, projection.Freshness) error) error {
+	lower := projection.LowerUsername(q.Username)
+	p := s.policy.For(q)
 	// A read-only view of lower: bbolt neither keeps nor modifies the key.
 	key := unsafe.Slice(unsafe.StringData(lower), len(lower))
 	buf := statusBufs.Get().(*[]projection.Status)
@@ -34,7 +35,7 @@ func (s *Store) statusRead(username string, now time.Time, fn func([]projection.
 		defer v.mu.RUnlock()
 		c := v.cursors.Get().(*viewCursors)
 		defer v.cursors.Put(c)
-		st, err := s.statusOf(c.usernames, c.users, key, now, (*buf)[:0])
+		st, err := s.statusOf(c.usernames, c.users, key, q.Now, p, (*buf)[:0])
 		if err != nil {
 			return err
 		}
@@ -46,7 +47,7 @@ func (s *Store) statusRead(username string, now time.Time, fn func([]projection.
 		return err
 	}
 	defer tx.Rollback()
-	st, err := s.statusOf(tx.Bucket(bucketUsernames).Cursor(), tx.Bucket(bucketUsers).Cursor(), key, now, (*buf)[:0])
+	st, err := s.statusOf(tx.Bucket(bucketUsernames).Cursor(), tx.Bucket(bucketUsers).Cursor(), key, q.Now, p, (*buf)[:0])
 	if err != nil {
 		return err
 	}
@@ -70,8 +71,8 @@ func putStatusBuf(buf *[]projection.Status) {
 }
 
 // statusOf looks lower up in the username index and the record it names,
-// and appends the answer to out.
-func (s *Store) statusOf(usernames, users *bolt.Cursor, lower []byte, now time.Time, out []projection.Status) ([]projection.Status, error) {
+// and appends the answer under p to out.
+func (s *Store) statusOf(usernames, users *bolt.Cursor, lower []byte, now time.Time, p projection.Policy, out []projection.Status) ([]projection.Status, error) {
 	id := nameHolder(seekExact(usernames, lower))
 	if id == nil {
 		return out, nil
@@ -80,7 +81,7 @@ func (s *Store) statusOf(usernames, users *bolt.Cursor, lower []byte, now time.T
 	if v == nil {
 		return out, nil
 	}
-	name, st, err := statusOfRecord(v, now, s.policy, out)
+	name, st, err := statusOfRecord(v, now, p, out)
 	if err != nil {
 		return out, fmt.Errorf("user %d: %w", userID(id), err)
 	}

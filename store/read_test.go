@@ -201,7 +201,7 @@ func TestStatusFuncLends(t *testing.T) {
 			t.Fatal(err)
 		}
 		var got []projection.Status
-		err = s.StatusFunc(ctx, name, now, func(lent []projection.Status, fresh projection.Freshness) error {
+		err = s.StatusFunc(ctx, projection.StatusQuery{Username: name, Now: now}, func(lent []projection.Status, fresh projection.Freshness) error {
 			if fresh != wantFresh {
 				t.Errorf("%s: freshness %+v, want %+v", name, fresh, wantFresh)
 			}
@@ -222,7 +222,7 @@ func TestStatusFuncLends(t *testing.T) {
 		t.Fatalf("only %d of %d users have a status", nonEmpty, len(names))
 	}
 	stop := errors.New("stop")
-	if err := s.StatusFunc(ctx, names[0], now, func([]projection.Status, projection.Freshness) error { return stop }); err != stop {
+	if err := s.StatusFunc(ctx, projection.StatusQuery{Username: names[0], Now: now}, func([]projection.Status, projection.Freshness) error { return stop }); err != stop {
 		t.Fatalf("StatusFunc returned %v, want fn's error", err)
 	}
 }

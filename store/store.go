@@ -199,7 +199,7 @@ func (s *Store) Path() string { return s.path }
 // policy, with the freshness of the read. An unknown user has an empty status.
 // It is one read transaction: an index lookup and one record (see read.go).
 func (s *Store) Status(ctx context.Context, username string, now time.Time) (st []projection.Status, fresh projection.Freshness, err error) {
-	err = s.StatusFunc(ctx, username, now, func(lent []projection.Status, f projection.Freshness) error {
+	err = s.StatusFunc(ctx, projection.StatusQuery{Username: username, Now: now}, func(lent []projection.Status, f projection.Freshness) error {
 		st, fresh = detachStatus(lent), f
 		return nil
 	})
@@ -210,8 +210,8 @@ func (s *Store) Status(ctx context.Context, username string, now time.Time) (st 
 // out: the statuses, and their strings, are valid only until fn returns,
 // and the read transaction stays open until then (fn should be quick: it
 // delays the next write). fn's error is StatusFunc's.
-func (s *Store) StatusFunc(_ context.Context, username string, now time.Time, fn func([]projection.Status, projection.Freshness) error) error {
-	return s.statusRead(username, now, fn)
+func (s *Store) StatusFunc(_ context.Context, q projection.StatusQuery, fn func([]projection.Status, projection.Freshness) error) error {
+	return s.statusRead(q, fn)
 }
 
 // UserByName returns the record of the user whose username, lower-cased as

@@ -109,7 +109,7 @@ func BenchmarkStatus(b *testing.B) {
 		i, n := 0, 0
 		count := func(st []projection.Status, _ projection.Freshness) error { n = len(st); return nil }
 		for b.Loop() {
-			if err := s.StatusFunc(ctx, usernames[i%users], base, count); err != nil || n != 10 {
+			if err := s.StatusFunc(ctx, projection.StatusQuery{Username: usernames[i%users], Now: base}, count); err != nil || n != 10 {
 				b.Fatalf("status: %d entries, %v", n, err)
 			}
 			i++

@@ -193,6 +193,53 @@ func TestDiffNamesTheDifference(t *testing.T) {
 	}
 }
 
+// TestStaffSeeEveryCourse: the LMS's mobile filter lets global staff see
+// courses that are not available on mobile (is_mobile_available_for_user),
+// under every filter setting; the limit still comes first.
+func TestStaffSeeEveryCourse(t *testing.T) {
+	no, yes := false, true
+	events := []projection.Event{
+		projection.CourseInfo{CourseID: "course-v1:A+Desk+1", MobileAvailable: &no, Time: now},
+		projection.CourseInfo{CourseID: "course-v1:A+Mobile+1", MobileAvailable: &yes, Time: now},
+	}
+	for _, c := range []string{"course-v1:A+Desk+1", "course-v1:A+Mobile+1", "course-v1:A+Unknown+1"} {
+		events = append(events, projection.Enrollment{UserID: 1, Username: "staffer", CourseID: c,
+			Mode: "audit", Active: true, Created: now, Time: now})
+	}
+	for _, tc := range []struct {
+		filter       projection.MobileFilter
+		learner, all int
+	}{
+		{projection.MobileKnown, 2, 3},
+		{projection.MobileStrict, 1, 3},
+		{projection.MobileOff, 3, 3},
+	} {
+		opts := store.DefaultOptions()
+		opts.Policy.Mobile = tc.filter
+		s, err := store.Open(filepath.Join(t.TempDir(), store.FileName), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Apply(store.Batch{Events: events}); err != nil {
+			t.Fatal(err)
+		}
+		for _, staff := range []bool{false, true} {
+			var n int
+			q := projection.StatusQuery{Username: "Staffer", Now: now, Staff: staff}
+			if err := s.StatusFunc(context.Background(), q, func(st []projection.Status, _ projection.Freshness) error {
+				n = len(st)
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]int{false: tc.learner, true: tc.all}[staff]; n != want {
+				t.Errorf("filter %s, staff %v: %d courses, want %d", tc.filter, staff, n, want)
+			}
+		}
+		s.Close()
+	}
+}
+
 func TestRetirementErases(t *testing.T) {
 	s := MustOpen(t)
 	ctx := context.Background()

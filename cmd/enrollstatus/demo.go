@@ -136,7 +136,7 @@ Flags:
 			}
 		}()
 	}
-	token, err := signToken(cfg.JWTSecrets[0], user, cfg.JWTIssuer, firstOr(cfg.JWTAudience, ""), 24*time.Hour)
+	token, err := signToken(cfg.JWTSecrets[0], tokenSpec{Username: user, Issuer: cfg.JWTIssuer, Audience: firstOr(cfg.JWTAudience, ""), TTL: 24 * time.Hour})
 	if err != nil {
 		return err
 	}

@@ -73,7 +73,7 @@ func startService(t *testing.T, broker string, topics []string, dataDir string, 
 
 func get(t *testing.T, addr, username string) (int, []answer, http.Header) {
 	t.Helper()
-	tok, err := signToken(testSecret, username, "", "", time.Hour)
+	tok, err := signToken(testSecret, tokenSpec{Username: username, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	// Someone else's data: 403, whether the user exists or not.
-	tok, _ := signToken(testSecret, "learner1", "", "", time.Hour)
+	tok, _ := signToken(testSecret, tokenSpec{Username: "learner1", TTL: time.Hour})
 	for _, other := range []string{"learner2", "nobody-at-all"} {
 		req, _ := http.NewRequest(http.MethodGet, "http://"+svc.httpAddr+"/api/mobile/v4/users/"+other+"/enrollments_status/", nil)
 		req.Header.Set("Authorization", "Bearer "+tok)
@@ -216,7 +216,7 @@ func TestGracefulShutdown(t *testing.T) {
 				return
 			default:
 			}
-			tok, _ := signToken(testSecret, "learner1", "", "", time.Hour)
+			tok, _ := signToken(testSecret, tokenSpec{Username: "learner1", TTL: time.Hour})
 			req, _ := http.NewRequest(http.MethodGet, "http://"+svc.httpAddr+"/api/mobile/v4/users/learner1/enrollments_status/", nil)
 			req.Header.Set("Authorization", "JWT "+tok)
 			resp, err := http.DefaultClient.Do(req)

@@ -47,9 +47,9 @@ type cacheEntry struct {
 }
 
 type cachedToken struct {
-	username string
-	until    time.Time
-	kid      string // of a token verified against the JWK set; "" for HS256
+	id    Identity
+	until time.Time
+	kid   string // of a token verified against the JWK set; "" for HS256
 }
 
 func newTokenCache(size int, ttl time.Duration) *tokenCache {

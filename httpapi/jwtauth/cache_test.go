@@ -32,8 +32,8 @@ func TestCacheKeepsEveryCheck(t *testing.T) {
 	claims["exp"] = at.Add(5 * time.Second).Unix()
 	tok := jwttest.Sign(t, jwt.SigningMethodHS256, []byte("s3cret"), "", claims)
 	for range 3 { // verified, then from the cache
-		if got, err := v.Verify(ctx, tok); err != nil || got != "alice" {
-			t.Fatalf("Verify = %q, %v", got, err)
+		if got, err := v.Verify(ctx, tok); err != nil || got.Username != "alice" {
+			t.Fatalf("Verify = %+v, %v", got, err)
 		}
 	}
 	tampered := tok[:len(tok)-2] + "AA"

@@ -24,7 +24,7 @@
 // Cost: a verified token is remembered (Config.CacheSize, CacheTTL; never
 // past its exp), and an HS256 token that is not goes through a fast path
 // (fast.go: pooled pre-keyed HMACs, no reflection) that accepts only tokens
-// the full golang-jwt path accepts, with the same username and expiry, and
+// the full golang-jwt path accepts, with the same identity (username, staff) and expiry, and
 // leaves anything unusual, and every refusal, to the full path.
 //
 // Every refusal is an *Error whose Detail names the failed check, for logs,

@@ -26,7 +26,7 @@ import (
 // duplicate or case-folded key, a fraction in a time, a failed check...) it
 // declines and the token goes to the full path, which accepts or refuses
 // it with the exact detail. So it accepts a subset of what the full path
-// accepts, with the same username and expiry (FuzzFastHS256 checks this).
+// accepts, with the same identity and expiry (FuzzFastHS256 checks this).
 
 // fastHS256 is the Verifier's fast path; nil when no secret is configured.
 type fastHS256 struct {
@@ -84,37 +84,37 @@ func newFastHS256(secrets [][]byte, issuers, audiences []string, leeway time.Dur
 // keep or modify it.
 func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
 
-// verify returns the username and expiry of token when the fast path can
+// verify returns the identity and expiry of token when the fast path can
 // vouch for it at now; ok false means "ask the full path", never "refused".
-func (f *fastHS256) verify(token string, now time.Time) (username string, exp time.Time, ok bool) {
+func (f *fastHS256) verify(token string, now time.Time) (id Identity, exp time.Time, ok bool) {
 	if f == nil {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 	// Split as golang-jwt does: exactly two dots.
 	dot1 := strings.IndexByte(token, '.')
 	if dot1 < 0 {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 	dot2 := strings.IndexByte(token[dot1+1:], '.')
 	if dot2 < 0 {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 	dot2 += dot1 + 1
 	header, payload, sig := token[:dot1], token[dot1+1:dot2], token[dot2+1:]
 	if strings.IndexByte(sig, '.') >= 0 || len(payload) > maxFastPayload ||
 		len(sig) > base64.RawURLEncoding.EncodedLen(len(fastScratch{}.sig)) {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 	hs256, known := f.hs256Header(header)
 	if !hs256 {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 
 	s := f.macs.Get().(*fastScratch)
 	defer f.macs.Put(s)
 	n, err := base64.RawURLEncoding.Decode(s.sig[:], bytesOf(sig))
 	if err != nil {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 	signed := bytesOf(token[:dot2])
 	verified := false
@@ -128,7 +128,7 @@ func (f *fastHS256) verify(token string, now time.Time) (username string, exp ti
 		}
 	}
 	if !verified {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 
 	// The signature holds: the payload is the issuer's.
@@ -137,19 +137,19 @@ func (f *fastHS256) verify(token string, now time.Time) (username string, exp ti
 	}
 	n, err = base64.RawURLEncoding.Decode(s.payload[:cap(s.payload)], bytesOf(payload))
 	if err != nil {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 	var c fastClaims
 	if !c.scan(s.payload[:n]) {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
-	username, exp, ok = f.check(&c, now)
+	id, exp, ok = f.check(&c, now)
 	if ok && !known {
 		// Remembered only once a token bearing it verified, so that made-up
 		// tokens cannot fill the set.
 		f.rememberHeader(header)
 	}
-	return username, exp, ok
+	return id, exp, ok
 }
 
 // hs256Header reports whether the header segment decodes, as golang-jwt
@@ -194,26 +194,26 @@ func (f *fastHS256) rememberHeader(seg string) {
 // check applies the full path's checks, in its terms (golang-jwt's
 // Validator with WithExpirationRequired, WithIssuedAt, WithLeeway and
 // WithAudience, then the Verifier's own), to claims the scanner read.
-func (f *fastHS256) check(c *fastClaims, now time.Time) (string, time.Time, bool) {
+func (f *fastHS256) check(c *fastClaims, now time.Time) (Identity, time.Time, bool) {
 	if !c.has(claimExp) {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 	exp := time.Unix(c.exp, 0)
 	if !now.Before(exp.Add(f.leeway)) {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 	if c.has(claimNbf) && now.Before(time.Unix(c.nbf, 0).Add(-f.leeway)) {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 	if c.has(claimIat) && now.Before(time.Unix(c.iat, 0).Add(-f.leeway)) {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 	if len(f.audiences) > 0 {
 		if c.audN == 0 || c.audN == 1 && c.audFirstEmpty {
-			return "", time.Time{}, false
+			return Identity{}, time.Time{}, false
 		}
 		if !c.audMatch(f.audiences) {
-			return "", time.Time{}, false
+			return Identity{}, time.Time{}, false
 		}
 	}
 	if len(f.issuers) > 0 {
@@ -225,20 +225,20 @@ func (f *fastHS256) check(c *fastClaims, now time.Time) (string, time.Time, bool
 			}
 		}
 		if !found {
-			return "", time.Time{}, false
+			return Identity{}, time.Time{}, false
 		}
 	}
 	if c.has(claimVersion) && !supportedVersion(unsafe.String(unsafe.SliceData(c.version), len(c.version))) {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
 	user := c.preferredUsername
 	if len(user) == 0 {
 		user = c.username
 	}
 	if len(user) == 0 {
-		return "", time.Time{}, false
+		return Identity{}, time.Time{}, false
 	}
-	return string(user), exp, true
+	return Identity{Username: string(user), Staff: c.administrator}, exp, true
 }
 
 // The claims the claims struct of the full path has, by bit.
@@ -253,13 +253,15 @@ const (
 	claimPreferredUsername
 	claimUsername
 	claimVersion
+	claimAdministrator
 )
 
 // claimNames are the JSON names of the full path's claims struct (its
 // fields and RegisteredClaims'), in bit order. encoding/json matches them
 // case-insensitively; the scanner declines any key that folds to one of
 // them without being it.
-var claimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "preferred_username", "username", "version"}
+var claimNames = [...]string{"iss", "sub", "aud", "exp", "nbf", "iat", "jti", "preferred_username", "username", "version",
+	"administrator"}
 
 // fastClaims are the claims the scanner read. Strings are views of the
 // decoded payload: they hold no escape and are valid UTF-8, so they are
@@ -272,6 +274,7 @@ type fastClaims struct {
 	aud                    [4][]byte // the first entries (see audMatch)
 	audN                   int       // entries, kept or not
 	audFirstEmpty          bool
+	administrator          bool // the literal true
 }
 
 func (c *fastClaims) has(bit int) bool { return c.seen&bit != 0 }
@@ -359,6 +362,8 @@ func claimBit(key []byte) int {
 		return claimUsername
 	case "version":
 		return claimVersion
+	case "administrator":
+		return claimAdministrator
 	}
 	// The names are lower case: only a key with an upper-case letter can
 	// fold to one without being it.
@@ -411,6 +416,13 @@ func (c *fastClaims) value(s *scanner, bit int) bool {
 		return ok
 	case claimAud:
 		return c.audience(s)
+	case claimAdministrator:
+		// A json.RawMessage in the full path: any value, staff only if
+		// it is the literal true.
+		start := s.i
+		ok := s.skip()
+		c.administrator = ok && string(s.b[start:s.i]) == "true"
+		return ok
 	}
 	v, ok := s.plainString(true)
 	switch bit {

@@ -57,7 +57,7 @@ func signHS256(header, payload, secret string) string {
 }
 
 // checkFast fails when the fast path accepts token and the full path does
-// not, or answers another username or expiry; it reports whether the fast
+// not, or answers another identity or expiry; it reports whether the fast
 // path took the token.
 func checkFast(t testing.TB, v *Verifier, token string) bool {
 	t.Helper()
@@ -70,7 +70,7 @@ func checkFast(t testing.TB, v *Verifier, token string) bool {
 		t.Fatalf("fast path accepted a token the full path refuses (%v):\n%s", err, token)
 	}
 	if user != fullUser || !exp.Equal(fullExp) || kid != "" {
-		t.Fatalf("fast path answered %q, %v; full path %q, %v, kid %q:\n%s", user, exp, fullUser, fullExp, kid, token)
+		t.Fatalf("fast path answered %+v, %v; full path %+v, %v, kid %q:\n%s", user, exp, fullUser, fullExp, kid, token)
 	}
 	return true
 }
@@ -106,12 +106,20 @@ func fastCorpus() (took []string, others []string) {
 		fmt.Sprintf(`{"preferred_username":"alice","exp":%d,"aud":"openedx","iss":%q,"version":"1.0.0"}`, exp, fastIssuer),
 		fmt.Sprintf(`{"preferred_username":"alice","exp":%d,"aud":"openedx","iss":%q,"version":"0.9.9"}`, exp, fastIssuer),
 		fmt.Sprintf(`{"preferred_username":"alice","exp":%d,"aud":"openedx","iss":%q}`, fastNow.Unix(), fastIssuer), // within leeway
+		strings.Replace(lmsPayload(""), `"administrator":false`, `"administrator":true`, 1),
+		fmt.Sprintf(`{"preferred_username":"alice","exp":%d,"aud":"openedx","iss":%q,"administrator" : true }`, exp, fastIssuer),
+		fmt.Sprintf(`{"preferred_username":"alice","exp":%d,"aud":"openedx","iss":%q,"administrator":"true"}`, exp, fastIssuer),
+		fmt.Sprintf(`{"preferred_username":"alice","exp":%d,"aud":"openedx","iss":%q,"administrator":1}`, exp, fastIssuer),
+		fmt.Sprintf(`{"preferred_username":"alice","exp":%d,"aud":"openedx","iss":%q,"administrator":null}`, exp, fastIssuer),
+		fmt.Sprintf(`{"preferred_username":"alice","exp":%d,"aud":"openedx","iss":%q,"administrator":[true]}`, exp, fastIssuer),
 	}
 	p := func(format string, args ...any) string { return fmt.Sprintf(format, args...) }
 	others = []string{
 		lmsPayload(`,"exp":1`),                        // duplicate
 		lmsPayload(`,"EXP":1`),                        // folds to exp
 		lmsPayload(`,"Preferred_Username":"mallory"`), // folds
+		lmsPayload(`,"ADMINISTRATOR":true`),           // folds (and a duplicate)
+		lmsPayload(`,"x":1,"administrator":true`),     // duplicate
 		lmsPayload(`,"ſub":"x"`),                      // folds with Unicode
 		lmsPayload(`,"\u0065xp":1`),                   // escaped key
 		lmsPayload(`,"username":"eve"`),               // preferred_username wins
@@ -295,10 +303,10 @@ func TestTokenCacheBounded(t *testing.T) {
 		for i := range tokens {
 			tok := fmt.Sprint("token-", i)
 			k := c.key(tok)
-			c.put(k, cachedToken{username: tok}, fastNow, fastNow.Add(time.Hour))
-			c.put(k, cachedToken{username: tok}, fastNow, fastNow.Add(time.Hour))
+			c.put(k, cachedToken{id: Identity{Username: tok}}, fastNow, fastNow.Add(time.Hour))
+			c.put(k, cachedToken{id: Identity{Username: tok}}, fastNow, fastNow.Add(time.Hour))
 			if i%7 == 0 { // some expire and are dropped by get
-				c.put(k, cachedToken{username: tok}, fastNow, fastNow.Add(time.Second))
+				c.put(k, cachedToken{id: Identity{Username: tok}}, fastNow, fastNow.Add(time.Second))
 				if _, ok := c.get(k, fastNow.Add(time.Second)); ok {
 					t.Fatalf("size %d: %s served past its expiry", size, tok)
 				}
@@ -313,8 +321,8 @@ func TestTokenCacheBounded(t *testing.T) {
 			got, ok := c.get(c.key(tok), fastNow)
 			order := put[c.set(c.key(tok))]
 			last := slices.Contains(order[max(0, len(order)-c.ways):], i)
-			if want := last && i%7 != 0; ok != want || ok && got.username != tok {
-				t.Fatalf("size %d: %s cached %v (%q), want %v", size, tok, ok, got.username, want)
+			if want := last && i%7 != 0; ok != want || ok && got.id.Username != tok {
+				t.Fatalf("size %d: %s cached %v (%q), want %v", size, tok, ok, got.id.Username, want)
 			}
 		}
 	}
@@ -332,9 +340,9 @@ func TestTokenCacheConcurrent(t *testing.T) {
 			for i := range 2000 {
 				tok := fmt.Sprint("token-", (i*(g+1))%300)
 				k := c.key(tok)
-				c.put(k, cachedToken{username: tok}, fastNow, fastNow.Add(time.Hour))
-				if got, ok := c.get(k, fastNow); ok && got.username != tok {
-					t.Errorf("%s cached as %q", tok, got.username)
+				c.put(k, cachedToken{id: Identity{Username: tok}}, fastNow, fastNow.Add(time.Hour))
+				if got, ok := c.get(k, fastNow); ok && got.id.Username != tok {
+					t.Errorf("%s cached as %q", tok, got.id.Username)
 					return
 				}
 			}

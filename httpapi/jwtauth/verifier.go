@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -153,6 +154,9 @@ type claims struct {
 	Username string `json:"username"`
 	// Version is the LMS's token format version, "1.2.0" today.
 	Version *string `json:"version"`
+	// Administrator is the LMS's is_staff (its profile claims); only the
+	// JSON literal true makes a caller staff, and any value is accepted.
+	Administrator json.RawMessage `json:"administrator"`
 }
 
 // supportedMajor is the newest major token version accepted, as the LMS's
@@ -160,25 +164,33 @@ type claims struct {
 // claims this service would misread.
 const supportedMajor = 1
 
-// Verify checks a token (the part after "JWT " or "Bearer ") and returns the
-// username it was issued for. A refusal is an *Error. ctx bounds the refresh
+// Identity is who a verified token speaks for.
+type Identity struct {
+	Username string
+	// Staff is the token's administrator claim, true: the LMS's is_staff,
+	// which edx-drf-extensions copies from it onto the user.
+	Staff bool
+}
+
+// Verify checks a token (the part after "JWT " or "Bearer ") and returns
+// whom it was issued for. A refusal is an *Error. ctx bounds the refresh
 // of the JWK set that an unknown kid may trigger.
-func (v *Verifier) Verify(ctx context.Context, token string) (string, error) {
+func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 	now := v.now()
 	key := v.cache.key(token)
 	if e, ok := v.cache.get(key, now); ok && v.keyStillThere(ctx, e.kid) {
-		return e.username, nil
+		return e.id, nil
 	}
-	username, exp, ok := v.fast.verify(token, now)
+	id, exp, ok := v.fast.verify(token, now)
 	var kid string
 	if !ok {
 		var err error
-		if username, exp, kid, err = v.verify(ctx, token); err != nil {
-			return "", err
+		if id, exp, kid, err = v.verify(ctx, token); err != nil {
+			return Identity{}, err
 		}
 	}
-	v.cache.put(key, cachedToken{username: username, kid: kid}, now, exp.Add(v.leeway))
-	return username, nil
+	v.cache.put(key, cachedToken{id: id, kid: kid}, now, exp.Add(v.leeway))
+	return id, nil
 }
 
 // keyStillThere reports whether the JWK set still holds kid ("" is an HS256
@@ -191,9 +203,9 @@ func (v *Verifier) keyStillThere(ctx context.Context, kid string) bool {
 	return err == nil
 }
 
-// verify checks a token fully and returns its username, expiry and, for a
+// verify checks a token fully and returns its identity, expiry and, for a
 // token verified against the JWK set, its kid.
-func (v *Verifier) verify(ctx context.Context, token string) (string, time.Time, string, error) {
+func (v *Verifier) verify(ctx context.Context, token string) (Identity, time.Time, string, error) {
 	var c claims
 	var kid string
 	_, err := v.parser.ParseWithClaims(token, &c, func(t *jwt.Token) (any, error) {
@@ -203,22 +215,23 @@ func (v *Verifier) verify(ctx context.Context, token string) (string, time.Time,
 		return v.key(ctx, t)
 	})
 	if err != nil {
-		return "", time.Time{}, "", refusal(err, &c)
+		return Identity{}, time.Time{}, "", refusal(err, &c)
 	}
 	if len(v.issuers) > 0 && !slices.Contains(v.issuers, c.Issuer) {
-		return "", time.Time{}, "", &Error{Detail: DetailIssuer, cause: fmt.Errorf("issuer %q is not accepted", c.Issuer)}
+		return Identity{}, time.Time{}, "", &Error{Detail: DetailIssuer, cause: fmt.Errorf("issuer %q is not accepted", c.Issuer)}
 	}
 	if c.Version != nil && !supportedVersion(*c.Version) {
-		return "", time.Time{}, "", &Error{Detail: DetailInvalid, cause: fmt.Errorf("token version %q is unsupported", *c.Version)}
+		return Identity{}, time.Time{}, "", &Error{Detail: DetailInvalid, cause: fmt.Errorf("token version %q is unsupported", *c.Version)}
 	}
 	username := c.PreferredUsername
 	if username == "" {
 		username = c.Username
 	}
 	if username == "" {
-		return "", time.Time{}, "", &Error{Detail: DetailNoUsername}
+		return Identity{}, time.Time{}, "", &Error{Detail: DetailNoUsername}
 	}
-	return username, c.ExpiresAt.Time, kid, nil // exp is required: the parser checked it
+	id := Identity{Username: username, Staff: string(c.Administrator) == "true"}
+	return id, c.ExpiresAt.Time, kid, nil // exp is required: the parser checked it
 }
 
 // supportedVersion reports whether v is a semantic version whose major

@@ -89,70 +89,76 @@ func TestVerify(t *testing.T) {
 		token string
 		want  string // username, or the refusal's detail
 		ok    bool
+		staff bool
 	}{
-		{"HS256", full, jwttest.HS256(t, secret, base), "Alice", true},
-		{"HS256 older secret", full, jwttest.HS256(t, "old-secret-0123456789", base), "Alice", true},
-		{"RS256 by kid", full, jwttest.Sign(t, jwt.SigningMethodRS256, rsa0, "rsa0", base), "Alice", true},
-		{"RS512 by kid (the LMS's default)", full, jwttest.Sign(t, jwt.SigningMethodRS512, rsa0, "rsa0", base), "Alice", true},
-		{"RS256 without kid", full, jwttest.Sign(t, jwt.SigningMethodRS256, rsa0, "", base), "Alice", true},
-		{"ES256 by kid", full, jwttest.Sign(t, jwt.SigningMethodES256, ec0, "ec0", base), "Alice", true},
+		{"HS256", full, jwttest.HS256(t, secret, base), "Alice", true, false},
+		{"HS256 older secret", full, jwttest.HS256(t, "old-secret-0123456789", base), "Alice", true, false},
+		{"RS256 by kid", full, jwttest.Sign(t, jwt.SigningMethodRS256, rsa0, "rsa0", base), "Alice", true, false},
+		{"RS512 by kid (the LMS's default)", full, jwttest.Sign(t, jwt.SigningMethodRS512, rsa0, "rsa0", base), "Alice", true, false},
+		{"RS256 without kid", full, jwttest.Sign(t, jwt.SigningMethodRS256, rsa0, "", base), "Alice", true, false},
+		{"ES256 by kid", full, jwttest.Sign(t, jwt.SigningMethodES256, ec0, "ec0", base), "Alice", true, false},
 		{"username claim when no preferred_username", full,
-			jwttest.HS256(t, secret, with(base, "preferred_username", nil, "username", "bob")), "bob", true},
-		{"issuer and audience string", strict, jwttest.HS256(t, secret, iss), "Alice", true},
+			jwttest.HS256(t, secret, with(base, "preferred_username", nil, "username", "bob")), "bob", true, false},
+		{"issuer and audience string", strict, jwttest.HS256(t, secret, iss), "Alice", true, false},
 		{"second issuer, audience list", strict,
-			jwttest.HS256(t, secret, with(iss, "iss", "https://other.example.com/oauth2", "aud", []string{"x", "mobile"})), "Alice", true},
-		{"expired within leeway", full, jwttest.HS256(t, secret, with(base, "exp", now.Unix())), "Alice", true},
+			jwttest.HS256(t, secret, with(iss, "iss", "https://other.example.com/oauth2", "aud", []string{"x", "mobile"})), "Alice", true, false},
+		{"expired within leeway", full, jwttest.HS256(t, secret, with(base, "exp", now.Unix())), "Alice", true, false},
 
-		{"version 1.0.0", full, jwttest.HS256(t, secret, with(base, "version", "1.0.0")), "Alice", true},
-		{"no version", full, jwttest.HS256(t, secret, with(base, "version", nil)), "Alice", true},
-		{"version 2.0.0", full, jwttest.HS256(t, secret, with(base, "version", "2.0.0")), jwtauth.DetailInvalid, false},
-		{"version not semantic", full, jwttest.HS256(t, secret, with(base, "version", "one")), jwtauth.DetailInvalid, false},
-		{"version not a string", full, jwttest.HS256(t, secret, with(base, "version", 1)), jwtauth.DetailMalformed, false},
-		{"wrong secret", full, jwttest.HS256(t, "not-the-secret", base), jwtauth.DetailInvalid, false},
-		{"alg none", full, jwttest.None(base), jwtauth.DetailInvalid, false},
-		{"alg none, JWKS only", jwksOnly, jwttest.None(base), jwtauth.DetailInvalid, false},
-		{"HS256 with the RSA public key as secret", full, jwttest.HS256(t, rsaPublicPEM(t), base), jwtauth.DetailInvalid, false},
+		{"version 1.0.0", full, jwttest.HS256(t, secret, with(base, "version", "1.0.0")), "Alice", true, false},
+		{"no version", full, jwttest.HS256(t, secret, with(base, "version", nil)), "Alice", true, false},
+		{"version 2.0.0", full, jwttest.HS256(t, secret, with(base, "version", "2.0.0")), jwtauth.DetailInvalid, false, false},
+		{"version not semantic", full, jwttest.HS256(t, secret, with(base, "version", "one")), jwtauth.DetailInvalid, false, false},
+		{"version not a string", full, jwttest.HS256(t, secret, with(base, "version", 1)), jwtauth.DetailMalformed, false, false},
+		{"wrong secret", full, jwttest.HS256(t, "not-the-secret", base), jwtauth.DetailInvalid, false, false},
+		{"alg none", full, jwttest.None(base), jwtauth.DetailInvalid, false, false},
+		{"alg none, JWKS only", jwksOnly, jwttest.None(base), jwtauth.DetailInvalid, false, false},
+		{"HS256 with the RSA public key as secret", full, jwttest.HS256(t, rsaPublicPEM(t), base), jwtauth.DetailInvalid, false, false},
 		{"HS256 with the RSA public key as secret, JWKS only", jwksOnly,
-			jwttest.HS256(t, rsaPublicPEM(t), base), jwtauth.DetailInvalid, false},
+			jwttest.HS256(t, rsaPublicPEM(t), base), jwtauth.DetailInvalid, false, false},
 		{"HS256 naming an RSA kid", jwksOnly,
-			jwttest.Sign(t, jwt.SigningMethodHS256, []byte(rsaPublicPEM(t)), "rsa0", base), jwtauth.DetailInvalid, false},
-		{"RS256 with no JWK set", strict, jwttest.Sign(t, jwt.SigningMethodRS256, rsa0, "rsa0", iss), jwtauth.DetailInvalid, false},
-		{"RS256 naming an EC kid", full, jwttest.Sign(t, jwt.SigningMethodRS256, rsa0, "ec0", base), jwtauth.DetailInvalid, false},
-		{"ES256 naming an RSA kid", full, jwttest.Sign(t, jwt.SigningMethodES256, ec0, "rsa0", base), jwtauth.DetailInvalid, false},
-		{"RS256 by an unknown key", full, jwttest.Sign(t, jwt.SigningMethodRS256, rsa1, "rsa0", base), jwtauth.DetailInvalid, false},
-		{"unknown kid", full, jwttest.Sign(t, jwt.SigningMethodRS256, rsa1, "rsa1", base), jwtauth.DetailInvalid, false},
-		{"PS256 is not accepted", full, jwttest.Sign(t, jwt.SigningMethodPS256, rsa0, "rsa0", base), jwtauth.DetailInvalid, false},
-		{"expired", full, jwttest.HS256(t, secret, with(base, "exp", now.Add(-2*time.Second).Unix())), jwtauth.DetailExpired, false},
-		{"not before", full, jwttest.HS256(t, secret, with(base, "nbf", now.Add(time.Minute).Unix())), jwtauth.DetailNotYetValid, false},
-		{"issued in the future", full, jwttest.HS256(t, secret, with(base, "iat", now.Add(time.Minute).Unix())), jwtauth.DetailNotYetValid, false},
-		{"no exp", full, jwttest.HS256(t, secret, with(base, "exp", nil)), jwtauth.DetailMissingExp, false},
-		{"wrong issuer", strict, jwttest.HS256(t, secret, with(iss, "iss", "https://evil.example.com")), jwtauth.DetailIssuer, false},
-		{"no issuer", strict, jwttest.HS256(t, secret, with(iss, "iss", nil)), jwtauth.DetailIssuer, false},
-		{"wrong audience", strict, jwttest.HS256(t, secret, with(iss, "aud", "someone-else")), jwtauth.DetailAudience, false},
-		{"wrong audience list", strict, jwttest.HS256(t, secret, with(iss, "aud", []string{"a", "b"})), jwtauth.DetailAudience, false},
-		{"no audience", strict, jwttest.HS256(t, secret, with(iss, "aud", nil)), jwtauth.DetailMissingAud, false},
-		{"no username", full, jwttest.HS256(t, secret, with(base, "preferred_username", nil)), jwtauth.DetailNoUsername, false},
-		{"empty username", full, jwttest.HS256(t, secret, with(base, "preferred_username", "")), jwtauth.DetailNoUsername, false},
-		{"username not a string", full, jwttest.HS256(t, secret, with(base, "preferred_username", 42)), jwtauth.DetailMalformed, false},
-		{"exp not a number", full, jwttest.HS256(t, secret, with(base, "exp", "tomorrow")), jwtauth.DetailMalformed, false},
-		{"empty", full, "", jwtauth.DetailMalformed, false},
-		{"garbage", full, "not-a-token", jwtauth.DetailMalformed, false},
-		{"three garbage parts", full, "a.b.c", jwtauth.DetailMalformed, false},
-		{"truncated signature", full, strings.TrimRight(jwttest.HS256(t, secret, base), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), jwtauth.DetailInvalid, false},
+			jwttest.Sign(t, jwt.SigningMethodHS256, []byte(rsaPublicPEM(t)), "rsa0", base), jwtauth.DetailInvalid, false, false},
+		{"RS256 with no JWK set", strict, jwttest.Sign(t, jwt.SigningMethodRS256, rsa0, "rsa0", iss), jwtauth.DetailInvalid, false, false},
+		{"RS256 naming an EC kid", full, jwttest.Sign(t, jwt.SigningMethodRS256, rsa0, "ec0", base), jwtauth.DetailInvalid, false, false},
+		{"ES256 naming an RSA kid", full, jwttest.Sign(t, jwt.SigningMethodES256, ec0, "rsa0", base), jwtauth.DetailInvalid, false, false},
+		{"RS256 by an unknown key", full, jwttest.Sign(t, jwt.SigningMethodRS256, rsa1, "rsa0", base), jwtauth.DetailInvalid, false, false},
+		{"unknown kid", full, jwttest.Sign(t, jwt.SigningMethodRS256, rsa1, "rsa1", base), jwtauth.DetailInvalid, false, false},
+		{"PS256 is not accepted", full, jwttest.Sign(t, jwt.SigningMethodPS256, rsa0, "rsa0", base), jwtauth.DetailInvalid, false, false},
+		{"expired", full, jwttest.HS256(t, secret, with(base, "exp", now.Add(-2*time.Second).Unix())), jwtauth.DetailExpired, false, false},
+		{"not before", full, jwttest.HS256(t, secret, with(base, "nbf", now.Add(time.Minute).Unix())), jwtauth.DetailNotYetValid, false, false},
+		{"issued in the future", full, jwttest.HS256(t, secret, with(base, "iat", now.Add(time.Minute).Unix())), jwtauth.DetailNotYetValid, false, false},
+		{"no exp", full, jwttest.HS256(t, secret, with(base, "exp", nil)), jwtauth.DetailMissingExp, false, false},
+		{"wrong issuer", strict, jwttest.HS256(t, secret, with(iss, "iss", "https://evil.example.com")), jwtauth.DetailIssuer, false, false},
+		{"no issuer", strict, jwttest.HS256(t, secret, with(iss, "iss", nil)), jwtauth.DetailIssuer, false, false},
+		{"wrong audience", strict, jwttest.HS256(t, secret, with(iss, "aud", "someone-else")), jwtauth.DetailAudience, false, false},
+		{"wrong audience list", strict, jwttest.HS256(t, secret, with(iss, "aud", []string{"a", "b"})), jwtauth.DetailAudience, false, false},
+		{"no audience", strict, jwttest.HS256(t, secret, with(iss, "aud", nil)), jwtauth.DetailMissingAud, false, false},
+		{"no username", full, jwttest.HS256(t, secret, with(base, "preferred_username", nil)), jwtauth.DetailNoUsername, false, false},
+		{"empty username", full, jwttest.HS256(t, secret, with(base, "preferred_username", "")), jwtauth.DetailNoUsername, false, false},
+		{"username not a string", full, jwttest.HS256(t, secret, with(base, "preferred_username", 42)), jwtauth.DetailMalformed, false, false},
+		{"exp not a number", full, jwttest.HS256(t, secret, with(base, "exp", "tomorrow")), jwtauth.DetailMalformed, false, false},
+		{"empty", full, "", jwtauth.DetailMalformed, false, false},
+		{"garbage", full, "not-a-token", jwtauth.DetailMalformed, false, false},
+		{"administrator true is staff", full, jwttest.HS256(t, secret, with(base, "administrator", true)), "Alice", true, true},
+		{"administrator true is staff, RS256", full,
+			jwttest.Sign(t, jwt.SigningMethodRS256, rsa0, "rsa0", with(base, "administrator", true)), "Alice", true, true},
+		{"administrator false", full, jwttest.HS256(t, secret, with(base, "administrator", false)), "Alice", true, false},
+		{"administrator a string is not staff", full, jwttest.HS256(t, secret, with(base, "administrator", "true")), "Alice", true, false},
+		{"three garbage parts", full, "a.b.c", jwtauth.DetailMalformed, false, false},
+		{"truncated signature", full, strings.TrimRight(jwttest.HS256(t, secret, base), "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"), jwtauth.DetailInvalid, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			v := mustVerifier(t, tt.cfg)
 			got, err := v.Verify(context.Background(), tt.token)
 			if tt.ok {
-				if err != nil || got != tt.want {
-					t.Fatalf("Verify = %q, %v; want %q", got, err, tt.want)
+				if err != nil || got.Username != tt.want || got.Staff != tt.staff {
+					t.Fatalf("Verify = %+v, %v; want %q, staff %v", got, err, tt.want, tt.staff)
 				}
 				return
 			}
 			var e *jwtauth.Error
 			if !errors.As(err, &e) {
-				t.Fatalf("Verify = %q, %v; want a *jwtauth.Error", got, err)
+				t.Fatalf("Verify = %+v, %v; want a *jwtauth.Error", got, err)
 			}
 			if e.Detail != tt.want {
 				t.Fatalf("detail = %q (cause %v); want %q", e.Detail, errors.Unwrap(e), tt.want)
@@ -171,8 +177,8 @@ func TestJWKSFile(t *testing.T) {
 	}
 	v := mustVerifier(t, config(func(c *jwtauth.Config) { c.JWKSFile = path }))
 	tok := jwttest.Sign(t, jwt.SigningMethodRS256, jwttest.RSAKey(0), "k", jwttest.Claims("a", now))
-	if got, err := v.Verify(context.Background(), tok); err != nil || got != "a" {
-		t.Fatalf("Verify = %q, %v", got, err)
+	if got, err := v.Verify(context.Background(), tok); err != nil || got.Username != "a" {
+		t.Fatalf("Verify = %+v, %v", got, err)
 	}
 }
 

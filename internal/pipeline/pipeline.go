@@ -112,10 +112,10 @@ func (p *Pipeline) Store(fn func(*store.Store) error) error {
 
 // StatusFunc answers a query from the current store, lending the answer
 // to fn (see store.Store.StatusFunc); a swap waits for fn.
-func (p *Pipeline) StatusFunc(ctx context.Context, username string, now time.Time, fn func([]projection.Status, projection.Freshness) error) error {
+func (p *Pipeline) StatusFunc(ctx context.Context, q projection.StatusQuery, fn func([]projection.Status, projection.Freshness) error) error {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	return p.st.StatusFunc(ctx, username, now, fn)
+	return p.st.StatusFunc(ctx, q, fn)
 }
 
 // Ready is the live consumer's readiness; before it runs, not ready.

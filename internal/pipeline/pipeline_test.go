@@ -122,7 +122,7 @@ func digestOf(t *testing.T, pl *pipeline.Pipeline) string {
 // reads it.
 func courses(pl *pipeline.Pipeline, name string, now time.Time) (int, error) {
 	n := 0
-	err := pl.StatusFunc(context.Background(), name, now, func(st []projection.Status, _ projection.Freshness) error {
+	err := pl.StatusFunc(context.Background(), projection.StatusQuery{Username: name, Now: now}, func(st []projection.Status, _ projection.Freshness) error {
 		n = len(st)
 		return nil
 	})

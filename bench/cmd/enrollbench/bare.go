@@ -142,7 +142,7 @@ type constantStatuses struct {
 	fresh projection.Freshness
 }
 
-func (c constantStatuses) StatusFunc(_ context.Context, _ string, _ time.Time, fn func([]projection.Status, projection.Freshness) error) error {
+func (c constantStatuses) StatusFunc(_ context.Context, _ projection.StatusQuery, fn func([]projection.Status, projection.Freshness) error) error {
 	return fn(c.list, c.fresh)
 }
 
