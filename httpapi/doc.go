@@ -30,9 +30,11 @@
 //   - ".../enrollments_status" without the slash answers 301 to the path
 //     with it, query kept, for any method and before authentication
 //     (Django's APPEND_SLASH); the Location is re-escaped as Django does.
-//   - Checks run in DRF's order: route (404), authentication (401),
-//     permission (403), method (405). So an unauthenticated POST is 401 and
-//     an authenticated POST for oneself 405.
+//   - Checks run in DRF's order: route (404), content negotiation (406:
+//     the LMS renders JSON only, so an Accept header that excludes it is
+//     refused, as DRF's DefaultContentNegotiation does; acceptsJSON),
+//     authentication (401), permission (403), method (405). So an
+//     unauthenticated POST is 401 and an authenticated POST for oneself 405.
 //   - Authentication reads the Authorization header only: "JWT <token>" or
 //     "Bearer <token>", scheme in any case, exactly one space. Anything else
 //     is "Authentication credentials were not provided."; a bad token is 401
@@ -96,9 +98,6 @@
 //     token the LMS issues has one).
 //   - "v0.5" is literal; the LMS's regex v(4|3|2|1|0.5) lets any character
 //     stand for the dot.
-//   - No 406 for an Accept header that excludes JSON: the only
-//     representation is sent. Clients that work with the LMS never see a
-//     difference.
 //   - Bearer carries a JWT here; the LMS reads opaque OAuth2 access tokens
 //     there, and also accepts its session cookie, which this service cannot.
 //

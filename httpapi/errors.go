@@ -20,6 +20,7 @@ const (
 	EFORBIDDEN        ErrorCode = "permission_denied"     // 403
 	ENOTFOUND         ErrorCode = "not_found"             // 404
 	EMETHOD           ErrorCode = "method_not_allowed"    // 405
+	ENOTACCEPTABLE    ErrorCode = "not_acceptable"        // 406
 	EURITOOLONG       ErrorCode = "uri_too_long"          // 414
 	EHEADERTOOLARGE   ErrorCode = "header_too_large"      // 431
 	EUNAVAILABLE      ErrorCode = "unavailable"           // 503
@@ -32,6 +33,7 @@ var statusOf = map[ErrorCode]int{
 	EFORBIDDEN:        http.StatusForbidden,
 	ENOTFOUND:         http.StatusNotFound,
 	EMETHOD:           http.StatusMethodNotAllowed,
+	ENOTACCEPTABLE:    http.StatusNotAcceptable,
 	EURITOOLONG:       http.StatusRequestURITooLong,
 	EHEADERTOOLARGE:   http.StatusRequestHeaderFieldsTooLarge,
 	EUNAVAILABLE:      http.StatusServiceUnavailable,
@@ -58,6 +60,7 @@ func (e *Error) Error() string { return string(e.Code) + ": " + e.Detail }
 const (
 	detailNotFound         = "Not found."
 	detailNotAuthenticated = "Authentication credentials were not provided."
+	detailNotAcceptable    = "Could not satisfy the request Accept header."
 	detailForbidden        = "You do not have permission to perform this action."
 	detailServerError      = "A server error occurred."
 )

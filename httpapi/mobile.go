@@ -67,8 +67,8 @@ func validVersion(v string) bool {
 }
 
 // mobile is the LMS's UserEnrollmentsStatus view, with Django REST
-// framework's order of checks: URL (404), authentication (401), permission
-// (403), method (405), then the answer.
+// framework's order of checks: URL (404), content negotiation (406),
+// authentication (401), permission (403), method (405), then the answer.
 func (s *Server) mobile(c echo.Context) error {
 	r := c.Request()
 	username, match, slash := matchStatus(r.URL.Path)
@@ -87,6 +87,9 @@ func (s *Server) mobile(c echo.Context) error {
 	h["Allow"] = allowView
 	h["Vary"] = varyAccept
 
+	if !acceptsJSON(r.Header["Accept"]) {
+		return &Error{Code: ENOTACCEPTABLE, Detail: detailNotAcceptable}
+	}
 	user, err := s.authenticate(c)
 	if err != nil {
 		return err
@@ -149,4 +152,26 @@ func escapeURIPath(p string) string {
 		b.WriteByte(upperHex[c&0xf])
 	}
 	return b.String()
+}
+
+// acceptsJSON is Django REST framework's DefaultContentNegotiation with the
+// LMS's only renderer, JSONRenderer: the Accept header ("*/*" when there
+// is none; several are joined by commas, as the WSGI server joins them) is
+// split at every comma, and JSON is acceptable when one of the pieces,
+// trimmed, its parameters (q included) cut off and lower-cased, has the
+// main type "*" or "application" and the subtype "*" or "json".
+func acceptsJSON(values []string) bool {
+	if values == nil {
+		return true
+	}
+	for _, v := range values {
+		for r := range strings.SplitSeq(v, ",") {
+			r, _, _ = strings.Cut(r, ";")
+			main, sub, _ := strings.Cut(strings.ToLower(strings.TrimSpace(r)), "/")
+			if (main == "*" || main == "application") && (sub == "*" || sub == "json") {
+				return true
+			}
+		}
+	}
+	return false
 }

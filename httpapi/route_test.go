@@ -2,6 +2,7 @@ package httpapi_test
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ const (
 	notFound         = `{"detail":"Not found."}`
 	notAuthenticated = `{"detail":"Authentication credentials were not provided."}`
 	forbidden        = `{"detail":"You do not have permission to perform this action."}`
+	notAcceptable    = `{"detail":"Could not satisfy the request Accept header."}`
 )
 
 // TestRoute walks the LMS's routing and check order, byte for byte.
@@ -107,6 +109,22 @@ func TestRoute(t *testing.T) {
 				`for each active enrollment, whether the user enrolled in the course or completed a block in it within ` +
 				`the last 30 days.","renders":["application/json"],"parses":["application/json"]}`},
 		{"POST on a bad path", "POST", "/api/mobile/v4/users/a%2Fb/enrollments_status/", alice, 404, notFound},
+		// DRF negotiates the content before it authenticates; the LMS renders
+		// JSON only, so an Accept that excludes it is 406, before 401.
+		{"Accept text/html", "GET", path, withAccept(alice, "text/html"), 406, notAcceptable},
+		{"Accept text/html unauthenticated", "GET", path, withAccept(nil, "text/html"), 406, notAcceptable},
+		{"Accept text/html, POST unauthenticated", "POST", path, withAccept(nil, "text/html"), 406, notAcceptable},
+		{"Accept text/html, OPTIONS", "OPTIONS", path, withAccept(alice, "text/html"), 406, notAcceptable},
+		{"Accept application/xml", "GET", path, withAccept(alice, "application/xml"), 406, notAcceptable},
+		{"Accept *", "GET", path, withAccept(alice, "*"), 406, notAcceptable},
+		{"Accept empty", "GET", path, withAccept(alice, ""), 406, notAcceptable},
+		{"Accept json among others", "GET", path, withAccept(alice, "text/html, application/json;q=0.1"), 200, demoBody},
+		{"Accept json with a charset, in capitals", "GET", path, withAccept(alice, " Application/JSON ; charset=utf-8"), 200, demoBody},
+		{"Accept application/*", "GET", path, withAccept(alice, "application/*"), 200, demoBody},
+		{"Accept */json", "GET", path, withAccept(alice, "*/json"), 200, demoBody},
+		{"Accept */*", "GET", path, withAccept(alice, "text/html,*/*;q=0.8"), 200, demoBody},
+		{"Accept json q=0 (DRF ignores q)", "GET", path, withAccept(alice, "application/json;q=0"), 200, demoBody},
+		{"two Accept headers", "GET", path, withAccept(withAccept(alice, "text/html"), "application/json"), 200, demoBody},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,6 +153,11 @@ func TestRoute(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withAccept returns headers with one more Accept header.
+func withAccept(headers []string, accept string) []string {
+	return append(slices.Clone(headers), "Accept", accept)
 }
 
 func escape(s string) string {
