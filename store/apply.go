@@ -230,7 +230,7 @@ func (w *writer) reindex(id int64, oldName string, u projection.User) error {
 // settleName rewrites the username index entry of name after the record
 // key's change: with u, the record carries name (its claim may be a later
 // one); without, it no longer does. The entry lists every record that
-// carries the name, the holder first (claimFirst), the others in key
+// carries the name, the holder first (claimOrder), the others in key
 // order: the LMS keeps names unique, so two records carry one only when a
 // rename of one of them was never seen, and if the holder leaves the name
 // it goes back to the other. The entry is then a function of the records
@@ -248,15 +248,14 @@ func (w *writer) settleName(name, key []byte, u *projection.User) error {
 		return nil // the common case: the name is the record's alone
 	case u == nil && bytes.Equal(cur, key):
 		return w.usernames.Delete(name)
-	case u == nil && !containsID(cur, key):
+	case u == nil && !nameCarries(cur, key):
 		return nil
 	}
 	var carriers []nameClaim
 	if u != nil {
 		carriers = append(carriers, nameClaim{key, u.UsernameTime})
 	}
-	for i := 0; i < len(cur); i += 8 {
-		other := cur[i : i+8]
+	for other := range slices.Chunk(cur, 8) {
 		if bytes.Equal(other, key) {
 			continue
 		}
@@ -275,7 +274,12 @@ func (w *writer) settleName(name, key []byte, u *projection.User) error {
 	if len(carriers) == 0 {
 		return w.usernames.Delete(name)
 	}
-	return w.usernames.Put(name, appendNameEntry(nil, carriers))
+	slices.SortFunc(carriers, claimOrder)
+	others := make([][]byte, 0, len(carriers)-1)
+	for _, c := range carriers[1:] {
+		others = append(others, c.key)
+	}
+	return w.usernames.Put(name, nameEntry(carriers[0].key, others))
 }
 
 // nameClaim is a record carrying a username: its key and when it took the
@@ -285,55 +289,13 @@ type nameClaim struct {
 	at  time.Time
 }
 
-// claimFirst reports whether claim a holds a name before claim b: the
-// later claim, then the lower key (the record Apply reaches first).
-func claimFirst(a, b nameClaim) bool {
-	if !a.at.Equal(b.at) {
-		return a.at.After(b.at)
+// claimOrder orders the claims on a name, the holder's first: the later
+// claim, then the lower key (the record Apply reaches first).
+func claimOrder(a, b nameClaim) int {
+	if c := b.at.Compare(a.at); c != 0 {
+		return c
 	}
-	return bytes.Compare(a.key, b.key) < 0
-}
-
-// appendNameEntry appends a username index entry: the holder's key (the
-// first claim by claimFirst), then the other carriers' keys in key order.
-func appendNameEntry(b []byte, carriers []nameClaim) []byte {
-	h := 0
-	for i := range carriers {
-		if claimFirst(carriers[i], carriers[h]) {
-			h = i
-		}
-	}
-	b = append(b, carriers[h].key...)
-	rest := make([][]byte, 0, len(carriers)-1)
-	for i := range carriers {
-		if i != h {
-			rest = append(rest, carriers[i].key)
-		}
-	}
-	slices.SortFunc(rest, bytes.Compare)
-	for _, k := range rest {
-		b = append(b, k...)
-	}
-	return b
-}
-
-// containsID reports whether a username index entry lists key.
-func containsID(entry, key []byte) bool {
-	for i := 0; i+8 <= len(entry); i += 8 {
-		if bytes.Equal(entry[i:i+8], key) {
-			return true
-		}
-	}
-	return false
-}
-
-// nameHolder is the key of the record holding a username: the first of its
-// index entry.
-func nameHolder(entry []byte) []byte {
-	if len(entry) < 8 {
-		return nil
-	}
-	return entry[:8]
+	return bytes.Compare(a.key, b.key)
 }
 
 // flushMembers writes the batch's membership changes into the member index,

@@ -268,6 +268,35 @@ func userKey(id int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64
 
 func userID(k []byte) int64 { return int64(binary.BigEndian.Uint64(k)) }
 
+// A username index entry is the key of the record holding the name, then
+// the keys of the other records that carry it, in key order (there are
+// others only when a rename was never seen: see settleName).
+
+// nameEntry encodes an entry; it sorts others.
+func nameEntry(holder []byte, others [][]byte) []byte {
+	slices.SortFunc(others, bytes.Compare)
+	return bytes.Join(append([][]byte{holder}, others...), nil)
+}
+
+// nameHolder is the key of the record holding a name: the first of its
+// entry; nil for none.
+func nameHolder(entry []byte) []byte {
+	if len(entry) < 8 {
+		return nil
+	}
+	return entry[:8]
+}
+
+// nameCarries reports whether an entry lists key.
+func nameCarries(entry, key []byte) bool {
+	for k := range slices.Chunk(entry, 8) {
+		if bytes.Equal(k, key) {
+			return true
+		}
+	}
+	return false
+}
+
 // The member index lists each course's members in blocks of
 // 1<<memberBlockBits consecutive user ids: the key is the course id, NUL and
 // the block's number (the user id shifted right by memberBlockBits, eight

@@ -645,8 +645,7 @@ func (t *loadTx) putNames(s *sorter) error {
 		if name == nil {
 			return nil
 		}
-		slices.SortFunc(carriers[1:], bytes.Compare)
-		return t.put(bucketUsernames, name, bytes.Join(carriers, nil))
+		return t.put(bucketUsernames, name, nameEntry(carriers[0], carriers[1:]))
 	}
 	for {
 		k, v, ok, err := it.next()

@@ -1,6 +1,7 @@
 // Package jwtauth verifies the JWTs the Open edX LMS issues, as its
-// JwtAuthentication (edx-drf-extensions) does, and returns the username
-// they were issued for.
+// JwtAuthentication (edx-drf-extensions) does, and returns whom they were
+// issued for: the username, and whether the user is global staff (the
+// administrator claim).
 //
 // Keys: HS256 tokens are checked against one or more shared secrets
 // (rotation: any of them verifies); RS256/RS384/RS512 and ES256/ES384/ES512

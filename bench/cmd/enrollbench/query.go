@@ -191,7 +191,7 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 		}
 		return t, nil
 	}
-	var bares []*queryTarget
+	reals, bares := targets, []*queryTarget(nil)
 	for _, b := range []struct {
 		name  string
 		flags []string
@@ -213,7 +213,7 @@ func cmdQuery(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	targets = append(bares, targets[:len(targets)-len(bares)]...)
+	targets = append(bares, reals...) // the bare ones first in every round
 	bare := bares[0]
 
 	ctx := baseCtx
